@@ -1,0 +1,179 @@
+//! Which port the calling thread belongs to, and whether it counts as *active* there.
+//!
+//! NT keeps this in the thread object (`KTHREAD::Queue`); iocport keeps it in a thread-local. A thread
+//! becomes associated with a port when a `get` on it returns a packet, and stays so until it exits or
+//! calls `get` on another port. While associated it is either *active* (it counts against the port's
+//! concurrency value), *idle* (waiting in `get`, or done), or *blocked* (inside [`blocking`]).
+//!
+//! The thread-local holds a strong reference to the port's core, so a thread that exits while active
+//! can always give its slot back (its destructor calls [`Associated::release`]).
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use crate::sync::thread_local;
+
+/// What the thread-local needs from a port, without knowing its packet type.
+pub(crate) trait Associated {
+    /// A stable identity for the port, for comparing associations.
+    fn id(&self) -> usize;
+    /// The thread stops counting as active: the active count drops, and a queued packet may be handed
+    /// to a waiting thread now that a slot is free.
+    fn release(&self);
+    /// The thread counts as active again after a blocking section. The active count may exceed the
+    /// concurrency value for a while; no new thread is released until it drops below again.
+    fn reacquire(&self);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    Idle,
+    Active,
+    /// Inside `depth` nested blocking sections; was active before the outermost one.
+    Blocked(u32),
+}
+
+struct Association {
+    port: Option<Box<dyn Associated>>,
+    role: Role,
+}
+
+impl Drop for Association {
+    fn drop(&mut self) {
+        if self.role == Role::Active {
+            if let Some(port) = &self.port {
+                port.release();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static ASSOCIATION: RefCell<Association> = RefCell::new(Association { port: None, role: Role::Idle });
+}
+
+/// Called when the thread enters `get` on port `id`. Returns `true` if the thread was active on that
+/// port: the caller gives the slot back under its own lock. A slot held on another port is released here.
+pub(crate) fn begin_get(id: usize) -> bool {
+    let other = ASSOCIATION.with(|a| {
+        let mut a = a.borrow_mut();
+        let same = a.port.as_ref().is_some_and(|p| p.id() == id);
+        let was_active = a.role == Role::Active;
+        a.role = Role::Idle;
+        if same {
+            return Err(was_active);
+        }
+        // A `get` on another port ends the old association.
+        Ok(a.port.take().filter(|_| was_active))
+    });
+    match other {
+        Err(was_active) => was_active,
+        Ok(old) => {
+            if let Some(old) = old {
+                old.release();
+            }
+            false
+        }
+    }
+}
+
+/// Called when `get` on port `id` hands the thread a packet: the thread is now active there.
+/// `make` builds the association the first time (one allocation per change of port, not per packet).
+pub(crate) fn set_active(id: usize, make: impl FnOnce() -> Box<dyn Associated>) {
+    ASSOCIATION.with(|a| {
+        let mut a = a.borrow_mut();
+        if !a.port.as_ref().is_some_and(|p| p.id() == id) {
+            a.port = Some(make());
+        }
+        a.role = Role::Active;
+    });
+}
+
+/// Runs `f` as a blocking section: while it runs, the calling thread does not count as active on its
+/// port, so another thread may be released to run a queued packet. When `f` returns the thread counts
+/// again, even if that briefly puts the port above its concurrency value.
+///
+/// NT does this automatically whenever an active thread blocks in the kernel. Linux gives user space no
+/// such hook, so iocport asks the program to mark the places where a worker may block for long (a lock
+/// held by another worker, a synchronous read, a call to a remote service). Outside a worker thread
+/// (a thread that got no packet yet, or is not active) this simply runs `f`.
+///
+/// # Examples
+///
+/// ```
+/// use iocport::CompletionPort;
+///
+/// let port = CompletionPort::new(1);
+/// port.post(1, 0, ()).unwrap();
+/// port.post(2, 0, ()).unwrap();
+/// let _first = port.get(None).unwrap(); // this thread is now active: 1 of 1
+/// // While we wait on something slow, the port may release another worker for packet 2.
+/// let answer = iocport::blocking(|| 6 * 7);
+/// assert_eq!(answer, 42);
+/// ```
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = enter_blocking();
+    f()
+}
+
+/// Starts a blocking section that lasts until the returned guard is dropped. See [`blocking`].
+pub fn enter_blocking() -> BlockingGuard {
+    let release = ASSOCIATION.with(|a| {
+        let mut a = a.borrow_mut();
+        match a.role {
+            Role::Idle => false,
+            Role::Active => {
+                a.role = Role::Blocked(1);
+                if let Some(port) = &a.port {
+                    port.release();
+                }
+                true
+            }
+            Role::Blocked(depth) => {
+                a.role = Role::Blocked(depth + 1);
+                true
+            }
+        }
+    });
+    BlockingGuard {
+        counted: release,
+        _not_send: PhantomData,
+    }
+}
+
+/// A blocking section; the thread counts as active on its port again when this is dropped.
+///
+/// Created by [`enter_blocking`]. It must be dropped on the thread that created it.
+#[must_use = "the blocking section ends when the guard is dropped"]
+pub struct BlockingGuard {
+    counted: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for BlockingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for BlockingGuard {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        ASSOCIATION.with(|a| {
+            let mut a = a.borrow_mut();
+            match a.role {
+                Role::Blocked(1) => {
+                    a.role = Role::Active;
+                    if let Some(port) = &a.port {
+                        port.reacquire();
+                    }
+                }
+                Role::Blocked(depth) => a.role = Role::Blocked(depth - 1),
+                // The thread called `get` inside the section: its association started afresh.
+                Role::Idle | Role::Active => {}
+            }
+        });
+    }
+}
