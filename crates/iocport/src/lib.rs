@@ -46,3 +46,8 @@ mod thread;
 
 pub use port::{CompletionPort, GetError, Packet, PortStats, PostError, Status};
 pub use thread::{blocking, enter_blocking, BlockingGuard};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

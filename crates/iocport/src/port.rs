@@ -20,15 +20,13 @@
 //! The pieces that later let an I/O driver plug in are [`CompletionPort::post_packet`] (a driver's
 //! completions are packets like any other) and the waiter's park step, the one place a thread sleeps.
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::sync::{
-    current, lock, park_until, spin_until, thread_local, Arc, AtomicBool, AtomicU64, AtomicU8,
-    AtomicUsize, Mutex, Ordering, Thread,
+    current, lock, park_until, spin_until, Arc, AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
+    Mutex, Ordering, Thread,
 };
 use crate::thread::{self, Associated};
 
@@ -221,15 +219,13 @@ impl<T> Waiter<T> {
     }
 }
 
-thread_local! {
-    /// This thread's waiter, for the last packet type it waited with.
-    static WAITER: RefCell<Option<Box<dyn Any>>> = RefCell::new(None);
-}
-
 fn my_waiter<T: 'static>() -> Arc<Waiter<T>> {
-    WAITER.with(|cell| {
+    thread::with_waiter(|cell| {
         let mut cell = cell.borrow_mut();
-        if let Some(w) = cell.as_ref().and_then(|b| b.downcast_ref::<Arc<Waiter<T>>>()) {
+        if let Some(w) = cell
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Arc<Waiter<T>>>())
+        {
             return w.clone();
         }
         let w = Arc::new(Waiter {
@@ -526,7 +522,12 @@ impl<T: Send + 'static> CompletionPort<T> {
         timeout: Option<Duration>,
     ) -> Result<usize, GetError> {
         assert!(max > 0, "get_many: max must be at least 1");
-        assert!(min <= max, "get_many: min ({min}) must not exceed max ({max})");
+        assert!(
+            min <= max,
+            "get_many: min ({min}) must not exceed max ({max})"
+        );
+        // A timeout too large to express as an `Instant` waits forever, as in `get`.
+        let timeout = timeout.filter(|t| t.is_zero() || Instant::now().checked_add(*t).is_some());
         let deadline = match timeout {
             Some(t) if min > 1 && !t.is_zero() => Instant::now().checked_add(t),
             _ => None,
@@ -597,10 +598,16 @@ impl<T: Send + 'static> CompletionPort<T> {
     }
 
     /// Waits on this thread's waiter until a packet is handed over, the port closes, or `deadline`.
-    fn wait(&self, w: &Arc<Waiter<T>>, mut deadline: Option<Instant>) -> Result<Packet<T>, GetError> {
+    fn wait(
+        &self,
+        w: &Arc<Waiter<T>>,
+        mut deadline: Option<Instant>,
+    ) -> Result<Packet<T>, GetError> {
         if !spin_until(|| !w.is_waiting()) {
             self.inner.parks.fetch_add(1, Ordering::Relaxed);
-            loop {
+            // Check before every park, not only after: once `unregister` has failed the hand-off may
+            // already have landed, and then only the unpark token would wake us.
+            while w.is_waiting() {
                 let timed_out = park_until(deadline);
                 self.inner.wakeups.fetch_add(1, Ordering::Relaxed);
                 if !w.is_waiting() {
@@ -616,9 +623,7 @@ impl<T: Send + 'static> CompletionPort<T> {
             }
         }
         match w.state.load(Ordering::Acquire) {
-            READY => Ok(lock(&w.slot)
-                .take()
-                .expect("a READY waiter holds a packet")),
+            READY => Ok(lock(&w.slot).take().expect("a READY waiter holds a packet")),
             _ => Err(GetError::Closed),
         }
     }

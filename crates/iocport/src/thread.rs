@@ -35,6 +35,8 @@ enum Role {
 
 struct Association {
     port: Option<Box<dyn Associated>>,
+    /// `port`'s [`Associated::id`], or 0: compared on every `get` without a virtual call.
+    id: usize,
     role: Role,
 }
 
@@ -48,22 +50,39 @@ impl Drop for Association {
     }
 }
 
+/// Everything iocport keeps per thread, in one thread-local so that its parts are torn down in a fixed
+/// order when the thread exits: the association first (giving back an active slot), then the cached
+/// waiter. (Loom drops separate thread-locals in an unspecified order.)
+struct Local {
+    association: RefCell<Association>,
+    waiter: RefCell<Option<Box<dyn std::any::Any>>>,
+}
+
 thread_local! {
-    static ASSOCIATION: RefCell<Association> = RefCell::new(Association { port: None, role: Role::Idle });
+    static LOCAL: Local = Local {
+        association: RefCell::new(Association { port: None, id: 0, role: Role::Idle }),
+        waiter: RefCell::new(None),
+    };
+}
+
+/// Runs `f` on this thread's cached waiter (see `port.rs`).
+pub(crate) fn with_waiter<R>(f: impl FnOnce(&RefCell<Option<Box<dyn std::any::Any>>>) -> R) -> R {
+    LOCAL.with(|l| f(&l.waiter))
 }
 
 /// Called when the thread enters `get` on port `id`. Returns `true` if the thread was active on that
 /// port: the caller gives the slot back under its own lock. A slot held on another port is released here.
 pub(crate) fn begin_get(id: usize) -> bool {
-    let other = ASSOCIATION.with(|a| {
+    let other = LOCAL.with(|l| {
+        let a = &l.association;
         let mut a = a.borrow_mut();
-        let same = a.port.as_ref().is_some_and(|p| p.id() == id);
         let was_active = a.role == Role::Active;
         a.role = Role::Idle;
-        if same {
+        if a.id == id {
             return Err(was_active);
         }
         // A `get` on another port ends the old association.
+        a.id = 0;
         Ok(a.port.take().filter(|_| was_active))
     });
     match other {
@@ -80,10 +99,14 @@ pub(crate) fn begin_get(id: usize) -> bool {
 /// Called when `get` on port `id` hands the thread a packet: the thread is now active there.
 /// `make` builds the association the first time (one allocation per change of port, not per packet).
 pub(crate) fn set_active(id: usize, make: impl FnOnce() -> Box<dyn Associated>) {
-    ASSOCIATION.with(|a| {
+    LOCAL.with(|l| {
+        let a = &l.association;
         let mut a = a.borrow_mut();
-        if !a.port.as_ref().is_some_and(|p| p.id() == id) {
-            a.port = Some(make());
+        if a.id != id {
+            let port = make();
+            debug_assert_eq!(port.id(), id);
+            a.port = Some(port);
+            a.id = id;
         }
         a.role = Role::Active;
     });
@@ -118,7 +141,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 
 /// Starts a blocking section that lasts until the returned guard is dropped. See [`blocking`].
 pub fn enter_blocking() -> BlockingGuard {
-    let release = ASSOCIATION.with(|a| {
+    let release = LOCAL.with(|l| {
+        let a = &l.association;
         let mut a = a.borrow_mut();
         match a.role {
             Role::Idle => false,
@@ -161,7 +185,8 @@ impl Drop for BlockingGuard {
         if !self.counted {
             return;
         }
-        ASSOCIATION.with(|a| {
+        LOCAL.with(|l| {
+            let a = &l.association;
             let mut a = a.borrow_mut();
             match a.role {
                 Role::Blocked(1) => {

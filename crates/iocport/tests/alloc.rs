@@ -1,0 +1,244 @@
+//! No heap allocation per packet in the steady state.
+//!
+//! A counting global allocator counts allocations made by the current thread while counting is enabled
+//! for that thread (a thread-local flag set only around a measured section), so the test harness and the
+//! other tests of this binary running in parallel do not disturb the counts.
+
+mod util;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Barrier;
+use std::thread;
+
+use iocport::{CompletionPort, GetError};
+use util::DEADLINE;
+
+struct Counting;
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_alloc() {
+    // `try_with`: the allocator may run while this thread's locals are being torn down.
+    let _ = ENABLED.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; counting touches only const-initialised
+// thread-locals of `Cell` type, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns how many allocations the calling thread made during it.
+fn allocations_in<R>(f: impl FnOnce() -> R) -> (u64, R) {
+    ALLOCS.with(|n| n.set(0));
+    ENABLED.with(|on| on.set(true));
+    let r = f();
+    ENABLED.with(|on| on.set(false));
+    (ALLOCS.with(Cell::get), r)
+}
+
+const WAIT: Option<std::time::Duration> = Some(DEADLINE);
+
+// Catches: a counter that does not count (every other test here would pass vacuously).
+#[test]
+fn counter_counts() {
+    let (n, v) = allocations_in(|| std::hint::black_box(Box::new(5u64)));
+    assert_eq!(*v, 5);
+    assert_eq!(n, 1);
+    let (n, _) = allocations_in(|| ());
+    assert_eq!(n, 0);
+}
+
+// Catches: a per-packet allocation on the post/get fast path (a boxed node per packet, a waiter or
+// association allocated per get, a queue that shrinks and regrows).
+#[test]
+fn post_get_one_thread_allocates_nothing() {
+    let port = CompletionPort::new(1);
+    // Warm-up: the queue grows to 64, this thread becomes associated with the port.
+    for round in 0..10 {
+        for i in 0..64 {
+            port.post(i, round, i as u64).unwrap();
+        }
+        while port.get(Some(std::time::Duration::ZERO)).is_ok() {}
+    }
+    let (n, bad) = allocations_in(|| {
+        let mut bad = 0u64;
+        for i in 0..100_000usize {
+            port.post(i, 1, i as u64).unwrap();
+            let p = port.get(WAIT).unwrap();
+            bad += u64::from(p.key != i || p.value != i as u64);
+        }
+        // Deeper queue, and a blocking section per packet.
+        for _ in 0..1_000 {
+            for i in 0..64 {
+                port.post(i, 0, 0).unwrap();
+            }
+            for _ in 0..64 {
+                port.get(WAIT).unwrap();
+                iocport::blocking(|| ());
+            }
+        }
+        bad
+    });
+    assert_eq!(bad, 0);
+    assert_eq!(n, 0, "allocations in 100,000 post+get pairs");
+}
+
+/// Waits until `port` has seen `parks` parks and one waiting thread: the peer is asleep in `get`.
+fn wait_parked(port: &CompletionPort<u64>, parks: u64) {
+    util::wait_stats(port, "peer parked", |s| s.parks == parks && s.waiting == 1);
+}
+
+// Catches: an allocation per hand-off to a waiting thread (a fresh waiter node, a boxed packet, an
+// Arc per wake-up), on the spinning path (free running) and on the parked path (each post waits
+// until the peer is asleep in `get`).
+#[test]
+fn ping_pong_between_threads_allocates_nothing() {
+    const ROUNDS: usize = 10_000;
+    const PARKED_ROUNDS: u64 = 200;
+    let ping: CompletionPort<u64> = CompletionPort::new(1);
+    let pong: CompletionPort<u64> = CompletionPort::new(1);
+    // Grow both queues once (a post that finds nobody waiting queues the packet), on a thread that
+    // then exits.
+    thread::scope(|s| {
+        s.spawn(|| {
+            for port in [&ping, &pong] {
+                for i in 0..16 {
+                    port.post(i, 0, 0).unwrap();
+                }
+                while port.get(Some(std::time::Duration::ZERO)).is_ok() {}
+            }
+        });
+    });
+    let barrier = Barrier::new(2);
+    // Free-running rounds: hand-offs mostly land while the peer spins.
+    let echo = |rounds: usize| {
+        for _ in 0..rounds {
+            let p = ping.get(WAIT).unwrap();
+            pong.post(p.key, p.bytes, p.value + 1).unwrap();
+        }
+    };
+    let serve = |rounds: usize| {
+        let mut bad = 0u64;
+        for i in 0..rounds {
+            ping.post(i, 0, i as u64).unwrap();
+            let p = pong.get(WAIT).unwrap();
+            bad += u64::from(p.value != i as u64 + 1);
+        }
+        bad
+    };
+    // Parked rounds: every post waits until the peer sleeps in `get`, so it is a hand-off plus an
+    // unpark. Only the serving thread waits on `pong` and only the echo thread on `ping`, so each
+    // port's park count is known in advance.
+    let echo_parked = |rounds: u64| {
+        barrier.wait();
+        let base = pong.stats().parks;
+        barrier.wait();
+        for r in 1..=rounds {
+            let p = ping.get(WAIT).unwrap();
+            wait_parked(&pong, base + r);
+            pong.post(p.key, p.bytes, p.value + 1).unwrap();
+        }
+    };
+    let serve_parked = |rounds: u64| {
+        barrier.wait();
+        let base = ping.stats().parks;
+        barrier.wait();
+        let mut bad = 0u64;
+        for r in 1..=rounds {
+            wait_parked(&ping, base + r);
+            ping.post(0, 0, r).unwrap();
+            bad += u64::from(pong.get(WAIT).unwrap().value != r + 1);
+        }
+        bad
+    };
+    let (echo_allocs, serve_allocs, bad) = thread::scope(|s| {
+        let echoer = s.spawn(|| {
+            echo_parked(10);
+            echo(1_000);
+            barrier.wait();
+            let free = allocations_in(|| echo(ROUNDS)).0;
+            let parked = allocations_in(|| echo_parked(PARKED_ROUNDS)).0;
+            (free, parked)
+        });
+        let mut bad = serve_parked(10) + serve(1_000);
+        barrier.wait();
+        let (free, b) = allocations_in(|| serve(ROUNDS));
+        bad += b;
+        let (parked, b) = allocations_in(|| serve_parked(PARKED_ROUNDS));
+        bad += b;
+        (echoer.join().unwrap(), (free, parked), bad)
+    });
+    assert_eq!(bad, 0);
+    assert_eq!(
+        (echo_allocs, serve_allocs),
+        ((0, 0), (0, 0)),
+        "allocations (free-running, parked) on the (echo, serving) thread; stats {:?} {:?}",
+        ping.stats(),
+        pong.stats()
+    );
+}
+
+// Catches: get_many / get_many_min allocating (a temporary Vec, a drain buffer) when the output has
+// room.
+#[test]
+fn get_many_into_vec_with_capacity_allocates_nothing() {
+    let port = CompletionPort::new(1);
+    let mut out = Vec::with_capacity(64);
+    for _ in 0..10 {
+        for i in 0..64 {
+            port.post(i, 0, ()).unwrap();
+        }
+        out.clear();
+        port.get_many(&mut out, 64, WAIT).unwrap();
+    }
+    let (n, total) = allocations_in(|| {
+        let mut total = 0usize;
+        for _ in 0..2_000 {
+            for i in 0..64 {
+                port.post(i, 0, ()).unwrap();
+            }
+            out.clear();
+            total += port.get_many(&mut out, 32, WAIT).unwrap();
+            total += port.get_many_min(&mut out, 16, 32, WAIT).unwrap();
+        }
+        total += usize::from(
+            port.get_many(&mut out, 1, Some(std::time::Duration::ZERO)) == Err(GetError::TimedOut),
+        );
+        total
+    });
+    assert_eq!(total, 2_000 * 64 + 1);
+    assert_eq!(n, 0, "allocations in 4,000 batch dequeues");
+}
