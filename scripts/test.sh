@@ -10,5 +10,5 @@ cargo test -p iocport --release --test stress
 
 # loom explores every interleaving of small models of the port (tests/loom.rs). Its own target dir
 # keeps the cfg(loom) build from invalidating the normal one.
-RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
     cargo test -p iocport --release --test loom

@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 mod port;
+mod queue;
 mod sync;
 mod thread;
 

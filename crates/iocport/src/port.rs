@@ -2,20 +2,30 @@
 //!
 //! # How it works
 //!
-//! One mutex guards the whole state ([`State`]): the packet queue, the waiter stack and the active
-//! count. Every decision "does this packet go to a thread or to the queue" is taken under it, which is
-//! what makes the concurrency value exact and wake-ups impossible to lose. The mutex is never held
-//! across a wake-up or a park.
+//! The common case takes no lock. Queued packets live in a lock-free ring (`queue.rs`, with an
+//! overflow list behind the lock for bursts larger than the ring); the active count is an atomic
+//! that only a CAS bounded by the concurrency value raises (`try_acquire`). A thread that calls `get`
+//! while a packet is queued takes it at once: if it was active it keeps its slot (NT's fast path in
+//! `KeRemoveQueue`), otherwise it must win a free one.
 //!
-//! A thread that finds no packet it may take pushes its own waiter (one per thread, reused, kept in a
-//! thread-local) on top of the stack and spins briefly, then parks. A poster that finds a waiter it may
-//! release (`active < concurrency`) pops the *top* one (the thread that waited last: LIFO, as NT's
-//! `KiInsertQueue`), counts it active on its behalf, and hands the packet straight into that waiter's
-//! slot (as Wine's `completion_wait`), then unparks it. One post therefore wakes at most one thread,
-//! and the woken thread never has to take the port lock again.
+//! A thread that finds nothing spins briefly (a cross-core wake-up costs tens of microseconds on
+//! small VMs, a hand-off usually lands within a few hundred nanoseconds), then takes the lock, gives
+//! its slot back, pushes its own waiter (one per thread, reused, kept in a thread-local) on top of
+//! the stack, looks once more, and parks. Posters check for sleeping waiters after queueing
+//! (`sleepers`, with a `SeqCst` fence on both sides: either the waiter sees the packet or the poster
+//! sees the waiter). A poster that sees one takes the lock and hands a packet to the *top* waiter
+//! (the thread that waited last: LIFO, as NT's `KiInsertQueue`) if a slot is free, counting it
+//! active on its behalf and putting the packet straight into that waiter's slot (as Wine's
+//! `completion_wait`), then unparks it. One post therefore wakes at most one thread, and the woken
+//! thread does not take the lock again. Giving a slot back (`blocking`, thread exit, a `get` on
+//! another port) dispatches the same way.
 //!
 //! A waiter that times out removes itself from the stack under the lock; if it is no longer there, a
 //! poster (or `close`) has already committed to it and it waits for that hand-off to land.
+//!
+//! `close` raises a bit in every counter shard that posts update with their first atomic operation,
+//! so a post racing `close` either sees the bit and fails, or is waited for and its packet is among
+//! those `close` returns.
 //!
 //! The pieces that later let an I/O driver plug in are [`CompletionPort::post_packet`] (a driver's
 //! completions are packets like any other) and the waiter's park step, the one place a thread sleeps.
@@ -24,9 +34,12 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
+use crate::queue::Ring;
 use crate::sync::{
-    current, lock, park_until, spin_until, Arc, AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
-    Mutex, Ordering, Thread,
+    current, fence, lock, park_until, spin_until, Arc, AtomicBool, AtomicU64, AtomicU8,
+    AtomicUsize, Mutex, Ordering, Thread,
 };
 use crate::thread::{self, Associated};
 
@@ -239,50 +252,56 @@ fn my_waiter<T: 'static>() -> Arc<Waiter<T>> {
     })
 }
 
-/// Everything the port lock guards.
+/// Counter shards: each thread updates the shard of its own number, so posts and gets on different
+/// threads never write to the same cache line for bookkeeping.
+#[cfg(not(loom))]
+const SHARDS: usize = 8;
+#[cfg(loom)]
+const SHARDS: usize = 1;
+
+/// One shard of the port's counters.
+struct Shard {
+    /// Three things in one word, so that a post updates its shard with two atomic operations in all
+    /// and races `close` without a lock: the low [`POSTING_BITS`] count posts under way on threads of
+    /// this shard; [`CLOSED_BIT`] is set by `close`; the bits between count the packets posted. A post
+    /// adds 1 and looks at the bit in the same operation: either it sees the bit and fails, or `close`
+    /// sees it under way and waits until its packet is queued (both are read-modify-writes of one
+    /// word, so one of them comes first).
+    posts: AtomicU64,
+    delivered: AtomicU64,
+}
+
+const POSTING_BITS: u32 = 16;
+const POSTING_MASK: u64 = (1 << POSTING_BITS) - 1;
+const CLOSED_BIT: u64 = 1 << 63;
+/// Added when a post ends: one more packet posted, one post fewer under way.
+const POST_DONE: u64 = (1 << POSTING_BITS) - 1;
+
+/// What the port lock guards: the rare, ordered parts.
 struct State<T> {
-    /// Packets not yet handed to a thread, oldest first.
-    queue: VecDeque<Packet<T>>,
+    /// Packets posted while the ring was full, oldest first (see `queue.rs`).
+    overflow: VecDeque<Packet<T>>,
     /// Threads waiting for a packet; the top (last) is released first.
     waiters: Vec<Arc<Waiter<T>>>,
     /// How many entries of `waiters` have `holds_slot` set.
     holders: usize,
-    /// Threads counted as running a packet.
-    active: usize,
-    closed: bool,
-    posted: u64,
-    delivered: u64,
-}
-
-impl<T> State<T> {
-    /// Pops the waiter a packet should go to now, if any, and counts it active.
-    ///
-    /// Invariant kept by every caller: while a packet is queued, no waiter is releasable.
-    fn releasable_waiter(&mut self, concurrency: usize) -> Option<Arc<Waiter<T>>> {
-        if self.active < concurrency {
-            let w = self.waiters.pop()?;
-            if w.holds_slot.load(Ordering::Relaxed) {
-                self.holders -= 1;
-            } else {
-                self.active += 1;
-            }
-            return Some(w);
-        }
-        if self.holders == 0 {
-            return None;
-        }
-        let i = self
-            .waiters
-            .iter()
-            .rposition(|w| w.holds_slot.load(Ordering::Relaxed))?;
-        self.holders -= 1;
-        Some(self.waiters.remove(i))
-    }
 }
 
 struct Inner<T> {
-    state: Mutex<State<T>>,
     concurrency: usize,
+    /// Set once, by `close` or when the last handle is dropped.
+    closed: AtomicBool,
+    /// Whether `State::overflow` may hold packets; while it does, posts go there too.
+    spilled: AtomicBool,
+    /// Queued packets, oldest first (the overflow holds newer ones).
+    ring: CachePadded<Ring<Packet<T>>>,
+    /// Threads counted as running a packet. Only changed by `try_acquire` (a CAS that never passes
+    /// `concurrency`) and by decrements, plus `reacquire` after a blocking section.
+    active: CachePadded<AtomicUsize>,
+    /// `State::waiters.len()`, readable without the lock: a poster takes the lock only if it is not 0.
+    sleepers: CachePadded<AtomicUsize>,
+    shards: [CachePadded<Shard>; SHARDS],
+    state: Mutex<State<T>>,
     /// `CompletionPort` handles alive; the last one to drop closes the port.
     handles: AtomicUsize,
     parks: AtomicU64,
@@ -294,18 +313,179 @@ impl<T> Inner<T> {
         self as *const Self as usize
     }
 
-    /// Hands one queued packet to a waiter if a slot allows it. Call after anything that lowers the
-    /// active count.
-    fn dispatch(&self, mut st: crate::sync::MutexGuard<'_, State<T>>) {
-        if st.queue.is_empty() {
-            return;
+    fn shard(&self) -> &Shard {
+        &self.shards[thread::shard() % SHARDS]
+    }
+
+    /// Counts the calling thread active if that keeps the count within the concurrency value.
+    fn try_acquire(&self) -> bool {
+        let mut active = self.active.load(Ordering::SeqCst);
+        while active < self.concurrency {
+            match self.active.compare_exchange_weak(
+                active,
+                active + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => active = now,
+            }
         }
-        if let Some(w) = st.releasable_waiter(self.concurrency) {
-            let packet = st.queue.pop_front().expect("queue checked non-empty");
-            st.delivered += 1;
+        false
+    }
+
+    /// Whether a packet may be queued (a hint: exact only under the lock).
+    fn maybe_queued(&self) -> bool {
+        !self.ring.is_empty() || self.spilled.load(Ordering::Acquire)
+    }
+
+    /// Queues `packet` behind every packet queued before it.
+    fn push(&self, packet: Packet<T>) {
+        let packet = if self.spilled.load(Ordering::Acquire) {
+            packet
+        } else {
+            match self.ring.push(packet) {
+                Ok(()) => return,
+                Err(packet) => packet,
+            }
+        };
+        let mut st = lock(&self.state);
+        if self.refill(&mut st) {
+            if let Err(packet) = self.ring.push(packet) {
+                st.overflow.push_back(packet);
+                self.spilled.store(true, Ordering::Release);
+            }
+        } else {
+            st.overflow.push_back(packet);
+            self.spilled.store(true, Ordering::Release);
+        }
+    }
+
+    /// Moves overflow packets into the ring while it has room, oldest first. Returns `true` (and
+    /// lowers `spilled`) once the overflow is empty. The caller holds the lock.
+    fn refill(&self, st: &mut State<T>) -> bool {
+        while let Some(packet) = st.overflow.pop_front() {
+            if let Err(packet) = self.ring.push(packet) {
+                st.overflow.push_front(packet);
+                return false;
+            }
+        }
+        self.spilled.store(false, Ordering::Release);
+        true
+    }
+
+    /// Takes the oldest queued packet.
+    fn pop(&self) -> Option<Packet<T>> {
+        if let Some(packet) = self.ring.pop() {
+            return Some(packet);
+        }
+        if !self.spilled.load(Ordering::Acquire) {
+            return None;
+        }
+        self.pop_locked(&mut lock(&self.state))
+    }
+
+    /// Takes the oldest queued packet; the caller holds the lock, so the answer is exact. Refills the
+    /// ring from the overflow, so that the next pops are lock-free again.
+    fn pop_locked(&self, st: &mut State<T>) -> Option<Packet<T>> {
+        if let Some(packet) = self.ring.pop() {
+            return Some(packet);
+        }
+        self.refill(st);
+        self.ring.pop()
+    }
+
+    /// The calling thread stops counting as active. If that frees a slot for a waiter while a packet
+    /// is queued, the packet goes to that waiter.
+    fn release_slot(&self) {
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        // Pairs with the fence in `take` after a waiter registers: either it sees the lower count,
+        // or we see it on the stack.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 && self.maybe_queued() {
+            self.dispatch();
+        }
+    }
+
+    /// Hands queued packets to waiters while there are both and a waiter may be released: the top of
+    /// the stack (LIFO) if a slot is free, else the topmost waiter that holds a slot already.
+    fn dispatch(&self) {
+        loop {
+            let mut st = lock(&self.state);
+            let Some(top) = st.waiters.len().checked_sub(1) else {
+                return;
+            };
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let (index, acquired) = if st.waiters[top].holds_slot.load(Ordering::Relaxed) {
+                (top, false)
+            } else if self.try_acquire() {
+                (top, true)
+            } else if st.holders > 0 {
+                match st
+                    .waiters
+                    .iter()
+                    .rposition(|w| w.holds_slot.load(Ordering::Relaxed))
+                {
+                    Some(i) => (i, false),
+                    None => return,
+                }
+            } else {
+                return;
+            };
+            let Some(packet) = self.pop_locked(&mut st) else {
+                if acquired {
+                    // Nothing queued after all. A packet pushed from now on is dispatched by its
+                    // poster, which sees the waiters and takes this lock after us.
+                    self.active.fetch_sub(1, Ordering::SeqCst);
+                }
+                return;
+            };
+            let w = st.waiters.remove(index);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if w.holds_slot.load(Ordering::Relaxed) {
+                st.holders -= 1;
+            }
             drop(st);
+            self.shard().delivered.fetch_add(1, Ordering::Relaxed);
             w.deliver(packet);
         }
+    }
+
+    /// Marks the port closed, wakes every waiter with "closed", and takes everything queued once
+    /// every post under way has finished. Returns `None` if it was closed already.
+    fn shut(&self) -> Option<Vec<Packet<T>>> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        // Every post from here on sees the bit and fails; wait for those already under way.
+        for shard in &self.shards {
+            shard.posts.fetch_or(CLOSED_BIT, Ordering::AcqRel);
+        }
+        let idle = |shard: &Shard| shard.posts.load(Ordering::Acquire) & POSTING_MASK == 0;
+        for shard in &self.shards {
+            while !idle(shard) {
+                spin_until(|| idle(shard));
+            }
+        }
+        let (waiters, queued) = {
+            let mut st = lock(&self.state);
+            st.holders = 0;
+            self.sleepers.store(0, Ordering::SeqCst);
+            let waiters = std::mem::take(&mut st.waiters);
+            let mut queued = Vec::with_capacity(self.ring.len() + st.overflow.len());
+            while let Some(packet) = self.ring.pop() {
+                queued.push(packet);
+            }
+            queued.extend(st.overflow.drain(..));
+            self.spilled.store(false, Ordering::Release);
+            (waiters, queued)
+        };
+        for w in waiters {
+            w.close();
+        }
+        Some(queued)
     }
 }
 
@@ -315,13 +495,11 @@ impl<T> Associated for Arc<Inner<T>> {
     }
 
     fn release(&self) {
-        let mut st = lock(&self.state);
-        st.active -= 1;
-        self.dispatch(st);
+        self.release_slot();
     }
 
     fn reacquire(&self) {
-        lock(&self.state).active += 1;
+        self.active.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -330,7 +508,8 @@ impl<T> Associated for Arc<Inner<T>> {
 enum Slot {
     /// Not active: it must get a slot (`active < concurrency`) to take a packet.
     None,
-    /// Active from its previous packet: that slot is given back first (NT: `KeRemoveQueue`).
+    /// Active from its previous packet: it keeps that slot if a packet is there at once (NT's fast
+    /// path, `KeRemoveQueue`), and gives it back before it sleeps.
     Release,
     /// Active and keeping its slot (later rounds of `get_many_min`).
     Hold,
@@ -342,7 +521,7 @@ enum Slot {
 /// last is woken first, its cache and stack still warm); and at most
 /// [`concurrency`](CompletionPort::concurrency) threads are *active* (running a packet they got from
 /// this port) at once. A thread becomes active when `get` hands it a packet and stops being active
-/// when it calls `get` again, enters a [`blocking`](crate::blocking) section, or exits.
+/// when it waits in `get` again, enters a [`blocking`](crate::blocking) section, or exits.
 ///
 /// `CompletionPort` is a cheap handle: clone it to share the port between threads. When the last
 /// handle is dropped the port is closed and the packets still queued are dropped.
@@ -397,16 +576,23 @@ impl<T: Send + 'static> CompletionPort<T> {
         };
         CompletionPort {
             inner: Arc::new(Inner {
+                concurrency,
+                closed: AtomicBool::new(false),
+                spilled: AtomicBool::new(false),
+                ring: CachePadded::new(Ring::new()),
+                active: CachePadded::new(AtomicUsize::new(0)),
+                sleepers: CachePadded::new(AtomicUsize::new(0)),
+                shards: std::array::from_fn(|_| {
+                    CachePadded::new(Shard {
+                        posts: AtomicU64::new(0),
+                        delivered: AtomicU64::new(0),
+                    })
+                }),
                 state: Mutex::new(State {
-                    queue: VecDeque::new(),
+                    overflow: VecDeque::new(),
                     waiters: Vec::new(),
                     holders: 0,
-                    active: 0,
-                    closed: false,
-                    posted: 0,
-                    delivered: 0,
                 }),
-                concurrency,
                 handles: AtomicUsize::new(1),
                 parks: AtomicU64::new(0),
                 wakeups: AtomicU64::new(0),
@@ -440,28 +626,30 @@ impl<T: Send + 'static> CompletionPort<T> {
     /// On a closed port the packet is handed back in [`PostError`].
     #[doc(alias = "NtSetIoCompletion")]
     pub fn post_packet(&self, packet: Packet<T>) -> Result<(), PostError<T>> {
-        let mut st = lock(&self.inner.state);
-        if st.closed {
+        let inner = &*self.inner;
+        let shard = inner.shard();
+        if shard.posts.fetch_add(1, Ordering::Acquire) & CLOSED_BIT != 0 {
+            shard.posts.fetch_sub(1, Ordering::Release);
             return Err(PostError(packet));
         }
-        st.posted += 1;
-        match st.releasable_waiter(self.inner.concurrency) {
-            Some(w) => {
-                st.delivered += 1;
-                drop(st);
-                w.deliver(packet);
-            }
-            None => st.queue.push_back(packet),
+        inner.push(packet);
+        // Pairs with the fence in `take` after a waiter registers: either it sees our packet, or we
+        // see it on the stack and hand the packet over.
+        fence(Ordering::SeqCst);
+        if inner.sleepers.load(Ordering::Relaxed) > 0 {
+            inner.dispatch();
         }
+        shard.posts.fetch_add(POST_DONE, Ordering::Release);
         Ok(())
     }
 
     /// Takes the oldest packet, waiting up to `timeout` for one (`None`: forever; zero: just poll).
     ///
-    /// If the calling thread was active on this port (it got its previous packet here), it first gives
-    /// its slot back. It then takes a queued packet at once, without sleeping, if fewer than
-    /// [`concurrency`](Self::concurrency) threads are active; otherwise it waits, and waiting threads
-    /// are released last-in first-out.
+    /// If the calling thread was active on this port (it got its previous packet here) and a packet is
+    /// queued, it takes it at once and stays active. Otherwise it takes a queued packet if fewer than
+    /// [`concurrency`](Self::concurrency) threads are active, or else waits: first briefly spinning
+    /// (still counted active, if it was, so the next packet finds a warm thread), then asleep, no
+    /// longer counted. Sleeping threads are released last-in first-out.
     ///
     /// # Errors
     ///
@@ -554,44 +742,119 @@ impl<T: Send + 'static> CompletionPort<T> {
 
     /// Moves up to `max` queued packets into `out` for a thread that already holds a slot.
     fn drain(&self, out: &mut Vec<Packet<T>>, max: usize) -> usize {
-        if max == 0 {
-            return 0;
+        let mut n = 0;
+        while n < max {
+            match self.inner.pop() {
+                Some(packet) => out.push(packet),
+                None => break,
+            }
+            n += 1;
         }
-        let mut st = lock(&self.inner.state);
-        let n = max.min(st.queue.len());
-        out.extend(st.queue.drain(..n));
-        st.delivered += n as u64;
+        if n > 0 {
+            self.inner
+                .shard()
+                .delivered
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
         n
     }
 
-    /// One packet for this thread, by the rules of `slot`.
-    fn take(&self, slot: Slot, timeout: Option<Duration>) -> Result<Packet<T>, GetError> {
-        let mut st = lock(&self.inner.state);
-        if slot == Slot::Release {
-            st.active -= 1;
-        }
-        if st.closed {
-            return Err(GetError::Closed);
-        }
-        if slot == Slot::Hold || st.active < self.inner.concurrency {
-            if let Some(packet) = st.queue.pop_front() {
-                if slot != Slot::Hold {
-                    st.active += 1;
+    /// Takes a queued packet if the rules allow it now: a thread holding a slot always may; any other
+    /// thread needs a free slot.
+    fn try_take(&self, holding: bool) -> Option<Packet<T>> {
+        let inner = &*self.inner;
+        let packet = if holding {
+            inner.pop()?
+        } else {
+            if !inner.maybe_queued() || !inner.try_acquire() {
+                return None;
+            }
+            match inner.pop() {
+                Some(packet) => packet,
+                None => {
+                    inner.release_slot();
+                    return None;
                 }
-                st.delivered += 1;
+            }
+        };
+        inner.shard().delivered.fetch_add(1, Ordering::Relaxed);
+        Some(packet)
+    }
+
+    /// One packet for this thread, by the rules of `slot`.
+    fn take(&self, mut slot: Slot, timeout: Option<Duration>) -> Result<Packet<T>, GetError> {
+        let inner = &*self.inner;
+        if slot == Slot::Release && inner.active.load(Ordering::SeqCst) > inner.concurrency {
+            // Back from a blocking section, the count is above the limit: giving our slot back
+            // still leaves it at the limit, so we may not keep it for the next packet (NT: a thread
+            // is released only while the count is below the maximum).
+            inner.release_slot();
+            slot = Slot::None;
+        }
+        let holding = slot != Slot::None;
+        let give_back = || {
+            if slot == Slot::Release {
+                inner.release_slot();
+            }
+        };
+        // Fast path, then one bounded spin while still holding the slot (if any).
+        let mut spun = false;
+        loop {
+            if inner.closed.load(Ordering::Acquire) {
+                give_back();
+                return Err(GetError::Closed);
+            }
+            if let Some(packet) = self.try_take(holding) {
                 return Ok(packet);
             }
+            if timeout == Some(Duration::ZERO) {
+                give_back();
+                return Err(GetError::TimedOut);
+            }
+            if spun || !spin_until(|| inner.maybe_queued() || inner.closed.load(Ordering::Relaxed))
+            {
+                break;
+            }
+            spun = true;
         }
-        if timeout == Some(Duration::ZERO) {
-            return Err(GetError::TimedOut);
+
+        // Slow path: register on the waiter stack, then look once more.
+        let mut st = lock(&inner.state);
+        if slot == Slot::Release {
+            // No dispatch needed: we look at the queue ourselves below, and if we may not take a
+            // packet (the count is still at the limit) no other waiter may either.
+            inner.active.fetch_sub(1, Ordering::SeqCst);
+        }
+        let holding = slot == Slot::Hold;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(GetError::Closed);
         }
         let w = my_waiter::<T>();
         w.state.store(WAITING, Ordering::Relaxed);
-        w.holds_slot.store(slot == Slot::Hold, Ordering::Relaxed);
-        if slot == Slot::Hold {
+        w.holds_slot.store(holding, Ordering::Relaxed);
+        if holding {
             st.holders += 1;
         }
         st.waiters.push(w.clone());
+        inner.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fences in `post_packet` and `release_slot`.
+        fence(Ordering::SeqCst);
+        if holding || inner.try_acquire() {
+            if let Some(packet) = inner.pop_locked(&mut st) {
+                st.waiters.pop();
+                inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                if holding {
+                    st.holders -= 1;
+                }
+                drop(st);
+                inner.shard().delivered.fetch_add(1, Ordering::Relaxed);
+                return Ok(packet);
+            }
+            if !holding {
+                // A packet pushed from now on is dispatched by its poster, which sees us waiting.
+                inner.active.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         drop(st);
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         self.wait(&w, deadline)
@@ -634,6 +897,7 @@ impl<T: Send + 'static> CompletionPort<T> {
         match st.waiters.iter().rposition(|x| Arc::ptr_eq(x, w)) {
             Some(i) => {
                 st.waiters.remove(i);
+                self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
                 if w.holds_slot.load(Ordering::Relaxed) {
                     st.holders -= 1;
                 }
@@ -652,42 +916,33 @@ impl<T: Send + 'static> CompletionPort<T> {
     /// port returns nothing.
     #[doc(alias = "CloseHandle")]
     pub fn close(&self) -> Vec<Packet<T>> {
-        let (waiters, queue) = {
-            let mut st = lock(&self.inner.state);
-            if st.closed {
-                return Vec::new();
-            }
-            st.closed = true;
-            st.holders = 0;
-            (
-                std::mem::take(&mut st.waiters),
-                std::mem::take(&mut st.queue),
-            )
-        };
-        for w in waiters {
-            w.close();
-        }
-        queue.into()
+        self.inner.shut().unwrap_or_default()
     }
 
     /// Whether [`close`](Self::close) has been called (or every handle dropped).
     pub fn is_closed(&self) -> bool {
-        lock(&self.inner.state).closed
+        self.inner.closed.load(Ordering::Acquire)
     }
 
-    /// A consistent snapshot of the port's counters.
+    /// A snapshot of the port's counters. Each is exact when read; taken together while other
+    /// threads post and get, they may be a few operations apart.
     pub fn stats(&self) -> PortStats {
-        let st = lock(&self.inner.state);
+        let inner = &*self.inner;
+        let (queued, waiting) = {
+            let st = lock(&inner.state);
+            (inner.ring.len() + st.overflow.len(), st.waiters.len())
+        };
+        let sum = |f: fn(&Shard) -> u64| inner.shards.iter().map(|s| f(s)).sum();
         PortStats {
-            concurrency: self.inner.concurrency,
-            queued: st.queue.len(),
-            waiting: st.waiters.len(),
-            active: st.active,
-            posted: st.posted,
-            delivered: st.delivered,
-            parks: self.inner.parks.load(Ordering::Relaxed),
-            wakeups: self.inner.wakeups.load(Ordering::Relaxed),
-            closed: st.closed,
+            concurrency: inner.concurrency,
+            queued,
+            waiting,
+            active: inner.active.load(Ordering::SeqCst),
+            posted: sum(|s| (s.posts.load(Ordering::Relaxed) & !CLOSED_BIT) >> POSTING_BITS),
+            delivered: sum(|s| s.delivered.load(Ordering::Relaxed)),
+            parks: inner.parks.load(Ordering::Relaxed),
+            wakeups: inner.wakeups.load(Ordering::Relaxed),
+            closed: inner.closed.load(Ordering::Acquire),
         }
     }
 }
@@ -714,25 +969,19 @@ impl<T> Drop for CompletionPort<T> {
             return;
         }
         // The last handle: close, and drop what is queued here rather than whenever the last
-        // associated thread lets go of the core.
-        let queue = {
-            let mut st = lock(&self.inner.state);
-            st.closed = true;
-            std::mem::take(&mut st.queue)
-        };
-        drop(queue);
+        // associated thread lets go of the core. No thread can be waiting: it would hold a handle.
+        drop(self.inner.shut());
     }
 }
 
 impl<T> fmt::Debug for CompletionPort<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.inner.state);
+        let inner = &*self.inner;
         f.debug_struct("CompletionPort")
-            .field("concurrency", &self.inner.concurrency)
-            .field("queued", &st.queue.len())
-            .field("waiting", &st.waiters.len())
-            .field("active", &st.active)
-            .field("closed", &st.closed)
-            .finish()
+            .field("concurrency", &inner.concurrency)
+            .field("active", &inner.active.load(Ordering::Relaxed))
+            .field("sleepers", &inner.sleepers.load(Ordering::Relaxed))
+            .field("closed", &inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }

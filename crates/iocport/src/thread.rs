@@ -65,6 +65,32 @@ thread_local! {
     };
 }
 
+/// This thread's number for picking one of a port's counter shards (callers reduce it modulo their
+/// shard count). Threads are numbered round-robin in the order they first ask. A separate
+/// thread-local without a destructor, so that it still works while `LOCAL` is being torn down (a thread
+/// exiting while active releases its slot, and that may dispatch a packet).
+#[cfg(not(loom))]
+pub(crate) fn shard() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SHARD.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1));
+        }
+        s.get()
+    })
+}
+
+/// Under loom every thread uses shard 0: a global counter would differ between executions.
+#[cfg(loom)]
+pub(crate) fn shard() -> usize {
+    0
+}
+
 /// Runs `f` on this thread's cached waiter (see `port.rs`).
 pub(crate) fn with_waiter<R>(f: impl FnOnce(&RefCell<Option<Box<dyn std::any::Any>>>) -> R) -> R {
     LOCAL.with(|l| f(&l.waiter))

@@ -103,6 +103,13 @@ pub(crate) enum Goal {
         /// How much worse than the peer is still acceptable.
         factor: f64,
     },
+    /// At least `factor` times the peer's value (for rates: `iocport >= factor * peer`).
+    AtLeastFactorOf {
+        /// The peer's system name.
+        peer: &'static str,
+        /// The fraction of the peer's rate that must be reached.
+        factor: f64,
+    },
 }
 
 /// What a suite hands back: its records, notes to print under the table, and its targets.
@@ -404,23 +411,31 @@ fn check(t: &Target, records: &[Record]) -> String {
     let Some(ours) = find(IOCPORT) else {
         return format!("{}/{}: not measured", t.case, t.metric);
     };
-    let (limit, what) = match t.goal {
-        Goal::AtMost(limit) => (limit, format!("<= {}", show_value(t.metric, limit))),
-        Goal::WithinFactorOf { peer, factor } => match find(peer) {
-            Some(theirs) => (
-                factor * theirs,
-                format!(
-                    "<= {factor}x {peer} = {}",
-                    show_value(t.metric, factor * theirs)
-                ),
-            ),
-            None => return format!("{}/{}: {peer} not measured", t.case, t.metric),
-        },
+    let (met, limit, what) = match t.goal {
+        Goal::AtMost(limit) => (
+            ours <= limit,
+            limit,
+            format!("<= {}", show_value(t.metric, limit)),
+        ),
+        Goal::WithinFactorOf { peer, factor } | Goal::AtLeastFactorOf { peer, factor } => {
+            let Some(theirs) = find(peer) else {
+                return format!("{}/{}: {peer} not measured", t.case, t.metric);
+            };
+            let limit = factor * theirs;
+            let (met, op) = match t.goal {
+                Goal::AtLeastFactorOf { .. } => (ours >= limit, ">="),
+                _ => (ours <= limit, "<="),
+            };
+            let what = format!("{op} {factor}x {peer} = {}", show_value(t.metric, limit));
+            (met, limit, what)
+        }
     };
-    let verdict = if ours <= limit {
+    let verdict = if met {
         "MET".to_owned()
-    } else {
+    } else if ours > limit {
         format!("MISSED by {:.0}%", (ours / limit - 1.0) * 100.0)
+    } else {
+        format!("MISSED by {:.0}%", (1.0 - ours / limit) * 100.0)
     };
     format!(
         "{}/{} iocport {} (target {what}): {verdict}",

@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iocport::{CompletionPort, GetError};
+use iocport::{CompletionPort, GetError, Packet};
 
 use super::{percentile, run_case, Config, Contender, Goal, Record, Report, Target, IOCPORT};
 
@@ -37,6 +37,10 @@ const WAIT: Duration = Duration::from_secs(10);
 const DATA: usize = 1;
 /// Completion key of the stop packets posted after all data: one per consumer.
 const STOP: usize = 2;
+
+/// What the channel peers carry: the same completion record a port carries (key, bytes, status and a
+/// `usize` value, 32 bytes), so that every system moves the same data.
+type Msg = Packet<usize>;
 
 /// The `(metric, value)` pairs of one round.
 type Values = Vec<(&'static str, f64)>;
@@ -67,6 +71,16 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
          on two words, no spinning; iocport uses two ports of concurrency 1"
             .to_owned(),
     ]);
+    report
+        .targets
+        .extend(["mpmc_1x1", "mpmc_2x2", "mpmc_1x4"].map(|case| Target {
+            case,
+            metric: "packets_per_s",
+            goal: Goal::AtLeastFactorOf {
+                peer: CROSSBEAM,
+                factor: 1.0,
+            },
+        }));
     report.targets.extend([
         Target {
             case: "post_get_1thread",
@@ -126,19 +140,21 @@ fn post_get_1thread(cfg: &Config) -> Result<Vec<Record>, String> {
                 Ok(vec![(metric, ns_per(start.elapsed(), ops))])
             }),
             Contender::new(CROSSBEAM, move || {
-                let (tx, rx) = crossbeam_channel::unbounded::<usize>();
+                let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
                 let start = Instant::now();
                 for i in 0..ops {
-                    tx.send(i).map_err(|e| e.to_string())?;
+                    tx.send(Packet::new(DATA, 0, i))
+                        .map_err(|e| e.to_string())?;
                     black_box(rx.try_recv().map_err(|e| e.to_string())?);
                 }
                 Ok(vec![(metric, ns_per(start.elapsed(), ops))])
             }),
             Contender::new(MPSC, move || {
-                let (tx, rx) = mpsc::channel::<usize>();
+                let (tx, rx) = mpsc::channel::<Msg>();
                 let start = Instant::now();
                 for i in 0..ops {
-                    tx.send(i).map_err(|e| e.to_string())?;
+                    tx.send(Packet::new(DATA, 0, i))
+                        .map_err(|e| e.to_string())?;
                     black_box(rx.try_recv().map_err(|e| e.to_string())?);
                 }
                 Ok(vec![(metric, ns_per(start.elapsed(), ops))])
@@ -333,13 +349,14 @@ fn mpmc_crossbeam(
     consumers: usize,
     batch: bool,
 ) -> Result<Values, String> {
-    let (tx, rx) = crossbeam_channel::unbounded::<usize>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
     let prods = (0..producers)
         .map(|i| -> Job<'_, ()> {
             let tx = tx.clone();
             Box::new(move || {
                 for v in 0..share(total, producers, i) {
-                    tx.send(v).map_err(|e| e.to_string())?;
+                    tx.send(Packet::new(DATA, 0, v))
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             })
@@ -378,14 +395,15 @@ fn mpmc_crossbeam(
 /// One std::sync::mpsc round: as crossbeam, but the single `Receiver` is shared by the consumers
 /// behind a mutex (locked for each `recv`), as is usual for a pool of workers on an mpsc channel.
 fn mpmc_mpsc(total: usize, producers: usize, consumers: usize) -> Result<Values, String> {
-    let (tx, rx) = mpsc::channel::<usize>();
+    let (tx, rx) = mpsc::channel::<Msg>();
     let rx = Arc::new(Mutex::new(rx));
     let prods = (0..producers)
         .map(|i| -> Job<'_, ()> {
             let tx = tx.clone();
             Box::new(move || {
                 for v in 0..share(total, producers, i) {
-                    tx.send(v).map_err(|e| e.to_string())?;
+                    tx.send(Packet::new(DATA, 0, v))
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             })
@@ -495,8 +513,8 @@ fn pingpong_iocport(trips: usize) -> Result<Values, String> {
 
 /// Two `bounded(1)` channels. An error drops that side's channel ends, which wakes the other side.
 fn pingpong_crossbeam(trips: usize) -> Result<Values, String> {
-    let (ping_tx, ping_rx) = crossbeam_channel::bounded::<usize>(1);
-    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<usize>(1);
+    let (ping_tx, ping_rx) = crossbeam_channel::bounded::<Msg>(1);
+    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<Msg>(1);
     thread::scope(|s| {
         let b = s.spawn(move || -> Result<(), String> {
             for _ in 0..trips {
@@ -514,7 +532,7 @@ fn pingpong_crossbeam(trips: usize) -> Result<Values, String> {
             for i in 0..trips {
                 let t = Instant::now();
                 ping_tx
-                    .send_timeout(i, WAIT)
+                    .send_timeout(Packet::new(DATA, 0, i), WAIT)
                     .map_err(|e| format!("send: {e}"))?;
                 let v = pong_rx
                     .recv_timeout(WAIT)
