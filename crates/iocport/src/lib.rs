@@ -40,12 +40,22 @@
 
 #![deny(missing_docs)]
 
+mod buf;
+mod driver;
+mod error;
+mod handle;
+mod io;
+mod op;
 mod port;
 mod queue;
 mod sync;
 mod thread;
 
-pub use port::{CompletionPort, GetError, Packet, PortStats, PostError, Status};
+pub use buf::IoBuf;
+pub use error::{Error, OpError};
+pub use handle::{Builder, Handle, Started};
+pub use op::{Interest, OpId};
+pub use port::{CompletionPort, Data, GetError, Packet, PortStats, PostError, Status};
 pub use thread::{blocking, enter_blocking, BlockingGuard};
 
 /// The README's examples, compiled and run as doc tests.

@@ -32,10 +32,17 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use crate::buf::IoBuf;
+use crate::error::Error;
+use crate::io::Io;
+use crate::op::OpId;
 use crate::queue::Ring;
 use crate::sync::{
     current, fence, lock, park_until, spin_until, Arc, AtomicBool, AtomicU64, AtomicU8,
@@ -91,33 +98,145 @@ impl fmt::Debug for Status {
 /// A completion packet: what [`get`](CompletionPort::get) returns.
 ///
 /// The Win32 equivalent is an `OVERLAPPED_ENTRY`: the completion key, the number of bytes transferred,
-/// the status, and the operation's own context (here an owned value of the program's choosing).
+/// the status, and the operation's own context (here an owned value of the program's choosing, and
+/// the buffers or socket the operation hands back in [`data`](Packet::data)).
 #[doc(alias = "OVERLAPPED_ENTRY")]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Packet<T> {
+#[derive(Debug)]
+pub struct Packet<T, B = Vec<u8>> {
     /// The completion key of the handle (or the key given to [`post`](CompletionPort::post)).
     #[doc(alias = "lpCompletionKey")]
     pub key: usize,
-    /// The number of bytes transferred.
+    /// The number of bytes transferred (for [`poll`](crate::Handle::poll): the `poll(2)` events
+    /// that are ready).
     #[doc(alias = "lpNumberOfBytesTransferred")]
     pub bytes: usize,
     /// Success, or the error of the operation this packet reports.
     pub status: Status,
+    /// The operation this packet reports; `None` for posted packets and for operations that
+    /// completed at once on a skip-on-success handle.
+    pub op: Option<OpId>,
     /// The operation's context, handed back.
     #[doc(alias = "lpOverlapped")]
     pub value: T,
+    /// What the operation hands back: its buffers, or the accepted socket.
+    pub data: Data<B>,
 }
 
-impl<T> Packet<T> {
-    /// A successful packet.
-    pub const fn new(key: usize, bytes: usize, value: T) -> Packet<T> {
+impl<T, B> Packet<T, B> {
+    /// A successful packet carrying no data.
+    pub const fn new(key: usize, bytes: usize, value: T) -> Packet<T, B> {
         Packet {
             key,
             bytes,
             status: Status::SUCCESS,
+            op: None,
             value,
+            data: Data::None,
         }
     }
+
+    /// The same packet with `status`.
+    pub fn with_status(mut self, status: Status) -> Packet<T, B> {
+        self.status = status;
+        self
+    }
+
+    /// The operation's result in `std` form: the bytes transferred, or the error.
+    pub fn result(&self) -> std::io::Result<usize> {
+        match self.status.error() {
+            None => Ok(self.bytes),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Takes the buffer out of [`data`](Packet::data) (single-buffer operations and `recv_from`).
+    pub fn take_buf(&mut self) -> Option<B> {
+        match std::mem::replace(&mut self.data, Data::None) {
+            Data::Buf(b) | Data::From(b, _) => Some(b),
+            other => {
+                self.data = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the buffers of a vectored operation out of [`data`](Packet::data).
+    pub fn take_bufs(&mut self) -> Option<Vec<B>> {
+        match std::mem::replace(&mut self.data, Data::None) {
+            Data::Bufs(b) => Some(b),
+            other => {
+                self.data = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the socket an `accept` created out of [`data`](Packet::data).
+    pub fn take_socket(&mut self) -> Option<OwnedFd> {
+        match std::mem::replace(&mut self.data, Data::None) {
+            Data::Accepted(s, _) => Some(s),
+            other => {
+                self.data = other;
+                None
+            }
+        }
+    }
+
+    /// The peer address of `accept` or `recv_from`, if the kernel reported one.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match &self.data {
+            Data::From(_, a) | Data::Accepted(_, a) => *a,
+            _ => None,
+        }
+    }
+}
+
+impl<T: PartialEq, B: PartialEq> PartialEq for Packet<T, B> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.key, self.bytes, self.status, self.op)
+            == (other.key, other.bytes, other.status, other.op)
+            && self.value == other.value
+            && self.data == other.data
+    }
+}
+
+impl<T: Eq, B: Eq> Eq for Packet<T, B> {}
+
+/// Compares sockets by fd number.
+impl<B: PartialEq> PartialEq for Data<B> {
+    fn eq(&self, other: &Self) -> bool {
+        use std::os::fd::AsRawFd;
+        match (self, other) {
+            (Data::None, Data::None) => true,
+            (Data::Buf(a), Data::Buf(b)) => a == b,
+            (Data::Bufs(a), Data::Bufs(b)) => a == b,
+            (Data::From(a, x), Data::From(b, y)) => a == b && x == y,
+            (Data::Accepted(a, x), Data::Accepted(b, y)) => {
+                a.as_raw_fd() == b.as_raw_fd() && x == y
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<B: Eq> Eq for Data<B> {}
+
+/// What an operation hands back in its packet, whatever its outcome.
+#[derive(Debug, Default)]
+pub enum Data<B> {
+    /// Nothing: posted packets, `nop`, `timer`, `connect`, `shutdown`, `fsync`, `poll`, and `accept`
+    /// when it failed.
+    #[default]
+    None,
+    /// The buffer of `read`, `write`, `read_at`, `write_at`, `recv`, `send`.
+    Buf(B),
+    /// The buffers of `readv`, `writev`.
+    Bufs(Vec<B>),
+    /// The buffer of `recv_from` (with the sender's address) or `send_to`.
+    From(B, Option<SocketAddr>),
+    /// The socket `accept` created (close-on-exec, blocking mode as the listener's), and the peer's
+    /// address. Associate it with a port to start operations on it.
+    Accepted(OwnedFd, Option<SocketAddr>),
 }
 
 /// Why [`get`](CompletionPort::get) returned no packet.
@@ -143,17 +262,22 @@ impl fmt::Display for GetError {
 impl std::error::Error for GetError {}
 
 /// [`post`](CompletionPort::post) on a closed port: the packet is handed back.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PostError<T>(pub Packet<T>);
+pub struct PostError<T, B = Vec<u8>>(pub Packet<T, B>);
 
-impl<T> PostError<T> {
+impl<T, B> PostError<T, B> {
     /// The packet that was not queued.
-    pub fn into_inner(self) -> Packet<T> {
+    pub fn into_inner(self) -> Packet<T, B> {
         self.0
     }
 }
 
-impl<T> fmt::Debug for PostError<T> {
+impl<T: PartialEq, B: PartialEq> PartialEq for PostError<T, B> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T, B> fmt::Debug for PostError<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostError")
             .field("key", &self.0.key)
@@ -162,7 +286,7 @@ impl<T> fmt::Debug for PostError<T> {
     }
 }
 
-impl<T> fmt::Display for PostError<T> {
+impl<T, B> fmt::Display for PostError<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -172,7 +296,7 @@ impl<T> fmt::Display for PostError<T> {
     }
 }
 
-impl<T> std::error::Error for PostError<T> {}
+impl<T, B> std::error::Error for PostError<T, B> {}
 
 /// A snapshot of a port's counters, from [`CompletionPort::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -201,22 +325,25 @@ pub struct PortStats {
 const WAITING: u8 = 0;
 const READY: u8 = 1;
 const CLOSED: u8 = 2;
+/// The waiter has been made the leader: it is to wait for completions in the kernel.
+const LEAD: u8 = 3;
 
 /// One thread's place on the waiter stack. Each thread owns one per packet type and reuses it.
-struct Waiter<T> {
-    /// `WAITING` until a poster stores `READY` (after filling `slot`) or `close` stores `CLOSED`.
+struct Waiter<T, B> {
+    /// `WAITING` until a poster stores `READY` (after filling `slot`), `close` stores `CLOSED`, or a
+    /// resigning leader stores `LEAD`.
     state: AtomicU8,
     /// Set under the port lock: this waiter already counts as active (a `get_many_min` round after the
     /// first), so handing it a packet does not raise the active count.
     holds_slot: AtomicBool,
     /// The packet handed over by a poster. Written once by the poster that popped this waiter off the
     /// stack, read by the waiter after it sees `READY`.
-    slot: Mutex<Option<Packet<T>>>,
+    slot: Mutex<Option<Packet<T, B>>>,
     thread: Thread,
 }
 
-impl<T> Waiter<T> {
-    fn deliver(&self, packet: Packet<T>) {
+impl<T, B> Waiter<T, B> {
+    fn deliver(&self, packet: Packet<T, B>) {
         *lock(&self.slot) = Some(packet);
         self.state.store(READY, Ordering::Release);
         self.thread.unpark();
@@ -227,17 +354,22 @@ impl<T> Waiter<T> {
         self.thread.unpark();
     }
 
+    fn promote(&self) {
+        self.state.store(LEAD, Ordering::Release);
+        self.thread.unpark();
+    }
+
     fn is_waiting(&self) -> bool {
         self.state.load(Ordering::Acquire) == WAITING
     }
 }
 
-fn my_waiter<T: 'static>() -> Arc<Waiter<T>> {
+fn my_waiter<T: 'static, B: 'static>() -> Arc<Waiter<T, B>> {
     thread::with_waiter(|cell| {
         let mut cell = cell.borrow_mut();
         if let Some(w) = cell
             .as_ref()
-            .and_then(|b| b.downcast_ref::<Arc<Waiter<T>>>())
+            .and_then(|b| b.downcast_ref::<Arc<Waiter<T, B>>>())
         {
             return w.clone();
         }
@@ -278,37 +410,48 @@ const CLOSED_BIT: u64 = 1 << 63;
 const POST_DONE: u64 = (1 << POSTING_BITS) - 1;
 
 /// What the port lock guards: the rare, ordered parts.
-struct State<T> {
+struct State<T, B> {
     /// Packets posted while the ring was full, oldest first (see `queue.rs`).
-    overflow: VecDeque<Packet<T>>,
+    overflow: VecDeque<Packet<T, B>>,
     /// Threads waiting for a packet; the top (last) is released first.
-    waiters: Vec<Arc<Waiter<T>>>,
+    waiters: Vec<Arc<Waiter<T, B>>>,
     /// How many entries of `waiters` have `holds_slot` set.
     holders: usize,
+    /// With I/O: the waiting thread that blocks in the kernel for completions (leader/followers).
+    /// Counted in `sleepers`, not in `waiters`.
+    leader: Option<Arc<Waiter<T, B>>>,
+    /// A wake-up NOP is on its way to the leader.
+    leader_woken: bool,
+    /// Completions reaped after `close` took the queue: `close` returns them too.
+    late: Vec<Packet<T, B>>,
 }
 
-struct Inner<T> {
+struct Inner<T, B: IoBuf> {
     concurrency: usize,
     /// Set once, by `close` or when the last handle is dropped.
     closed: AtomicBool,
     /// Whether `State::overflow` may hold packets; while it does, posts go there too.
     spilled: AtomicBool,
     /// Queued packets, oldest first (the overflow holds newer ones).
-    ring: CachePadded<Ring<Packet<T>>>,
+    ring: CachePadded<Ring<Packet<T, B>>>,
     /// Threads counted as running a packet. Only changed by `try_acquire` (a CAS that never passes
     /// `concurrency`) and by decrements, plus `reacquire` after a blocking section.
     active: CachePadded<AtomicUsize>,
     /// `State::waiters.len()`, readable without the lock: a poster takes the lock only if it is not 0.
     sleepers: CachePadded<AtomicUsize>,
     shards: [CachePadded<Shard>; SHARDS],
-    state: Mutex<State<T>>,
+    state: Mutex<State<T, B>>,
     /// `CompletionPort` handles alive; the last one to drop closes the port.
     handles: AtomicUsize,
     parks: AtomicU64,
     wakeups: AtomicU64,
+    /// The io_uring side, set up by the first operation (or by [`Builder::build`]).
+    io: OnceLock<Io<T, B>>,
+    /// Submission queue entries for the ring.
+    entries: u32,
 }
 
-impl<T> Inner<T> {
+impl<T, B: IoBuf> Inner<T, B> {
     fn id(&self) -> usize {
         self as *const Self as usize
     }
@@ -340,7 +483,7 @@ impl<T> Inner<T> {
     }
 
     /// Queues `packet` behind every packet queued before it.
-    fn push(&self, packet: Packet<T>) {
+    fn push(&self, packet: Packet<T, B>) {
         let packet = if self.spilled.load(Ordering::Acquire) {
             packet
         } else {
@@ -363,7 +506,7 @@ impl<T> Inner<T> {
 
     /// Moves overflow packets into the ring while it has room, oldest first. Returns `true` (and
     /// lowers `spilled`) once the overflow is empty. The caller holds the lock.
-    fn refill(&self, st: &mut State<T>) -> bool {
+    fn refill(&self, st: &mut State<T, B>) -> bool {
         while let Some(packet) = st.overflow.pop_front() {
             if let Err(packet) = self.ring.push(packet) {
                 st.overflow.push_front(packet);
@@ -375,7 +518,7 @@ impl<T> Inner<T> {
     }
 
     /// Takes the oldest queued packet.
-    fn pop(&self) -> Option<Packet<T>> {
+    fn pop(&self) -> Option<Packet<T, B>> {
         if let Some(packet) = self.ring.pop() {
             return Some(packet);
         }
@@ -387,7 +530,7 @@ impl<T> Inner<T> {
 
     /// Takes the oldest queued packet; the caller holds the lock, so the answer is exact. Refills the
     /// ring from the overflow, so that the next pops are lock-free again.
-    fn pop_locked(&self, st: &mut State<T>) -> Option<Packet<T>> {
+    fn pop_locked(&self, st: &mut State<T, B>) -> Option<Packet<T, B>> {
         if let Some(packet) = self.ring.pop() {
             return Some(packet);
         }
@@ -412,26 +555,24 @@ impl<T> Inner<T> {
     fn dispatch(&self) {
         loop {
             let mut st = lock(&self.state);
-            let Some(top) = st.waiters.len().checked_sub(1) else {
-                return;
-            };
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
-            let (index, acquired) = if st.waiters[top].holds_slot.load(Ordering::Relaxed) {
-                (top, false)
-            } else if self.try_acquire() {
-                (top, true)
-            } else if st.holders > 0 {
-                match st
+            let choice = match st.waiters.len().checked_sub(1) {
+                None => None,
+                Some(top) if st.waiters[top].holds_slot.load(Ordering::Relaxed) => {
+                    Some((top, false))
+                }
+                Some(top) if self.try_acquire() => Some((top, true)),
+                Some(_) if st.holders > 0 => st
                     .waiters
                     .iter()
                     .rposition(|w| w.holds_slot.load(Ordering::Relaxed))
-                {
-                    Some(i) => (i, false),
-                    None => return,
-                }
-            } else {
+                    .map(|i| (i, false)),
+                Some(_) => None,
+            };
+            let Some((index, acquired)) = choice else {
+                self.wake_leader(st);
                 return;
             };
             let Some(packet) = self.pop_locked(&mut st) else {
@@ -453,9 +594,56 @@ impl<T> Inner<T> {
         }
     }
 
+    /// With no follower to take a queued packet, the leader (blocked in the kernel) may: wake it.
+    fn wake_leader(&self, mut st: crate::sync::MutexGuard<'_, State<T, B>>) {
+        let Some(leader) = &st.leader else {
+            return;
+        };
+        if st.leader_woken || !self.maybe_queued() {
+            return;
+        }
+        if !leader.holds_slot.load(Ordering::Relaxed)
+            && self.active.load(Ordering::SeqCst) >= self.concurrency
+        {
+            return;
+        }
+        st.leader_woken = true;
+        drop(st);
+        if let Some(io) = self.io.get() {
+            // A failure leaves the leader to its timeout; there is nothing better to do here.
+            let _ = io.ring.wake();
+        }
+    }
+
+    /// Queues `packet` (a post, or a completion) behind the packets queued before it and hands it
+    /// to a waiter if one may take it; on a closed port gives it back.
+    fn post(&self, packet: Packet<T, B>) -> Result<(), Packet<T, B>> {
+        let shard = self.shard();
+        if shard.posts.fetch_add(1, Ordering::Acquire) & CLOSED_BIT != 0 {
+            shard.posts.fetch_sub(1, Ordering::Release);
+            return Err(packet);
+        }
+        self.push(packet);
+        // Pairs with the fence in `take` after a waiter registers: either it sees our packet, or we
+        // see it on the stack and hand the packet over.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            self.dispatch();
+        }
+        shard.posts.fetch_add(POST_DONE, Ordering::Release);
+        Ok(())
+    }
+
+    /// Places a completion's packet: queued like a post, or kept for `close` if the port closed.
+    fn place(&self, packet: Packet<T, B>) {
+        if let Err(packet) = self.post(packet) {
+            lock(&self.state).late.push(packet);
+        }
+    }
+
     /// Marks the port closed, wakes every waiter with "closed", and takes everything queued once
     /// every post under way has finished. Returns `None` if it was closed already.
-    fn shut(&self) -> Option<Vec<Packet<T>>> {
+    fn shut(&self) -> Option<Vec<Packet<T, B>>> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return None;
         }
@@ -472,8 +660,9 @@ impl<T> Inner<T> {
         let (waiters, queued) = {
             let mut st = lock(&self.state);
             st.holders = 0;
-            self.sleepers.store(0, Ordering::SeqCst);
             let waiters = std::mem::take(&mut st.waiters);
+            // The leader, if any, still counts: it sees `closed` and resigns.
+            self.sleepers.fetch_sub(waiters.len(), Ordering::SeqCst);
             let mut queued = Vec::with_capacity(self.ring.len() + st.overflow.len());
             while let Some(packet) = self.ring.pop() {
                 queued.push(packet);
@@ -489,7 +678,32 @@ impl<T> Inner<T> {
     }
 }
 
-impl<T> Associated for Arc<Inner<T>> {
+impl<T: Send + 'static, B: IoBuf> Inner<T, B> {
+    /// [`shut`](Inner::shut), then cancels every operation in flight and waits until the kernel has
+    /// finished with all of them: their packets (and buffers) are returned with the queued ones.
+    fn close_all(&self) -> Option<Vec<Packet<T, B>>> {
+        let mut queued = self.shut()?;
+        if let Some(io) = self.io.get() {
+            // The leader sees `closed` and resigns.
+            let _ = io.ring.wake();
+            io.cancel_all_and_drain(&mut |p| self.place(p));
+            queued.append(&mut lock(&self.state).late);
+        }
+        Some(queued)
+    }
+
+    /// Reaps what completions are there without blocking and places their packets.
+    fn reap_now(&self, io: &Io<T, B>) -> usize {
+        io.ring.reap(false, &mut |cqe| {
+            if let Some(p) = io.complete(&cqe) {
+                self.place(p);
+                io.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+        })
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> Associated for Arc<Inner<T, B>> {
     fn id(&self) -> usize {
         Inner::id(self)
     }
@@ -560,15 +774,30 @@ enum Slot {
 /// let total: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
 /// assert_eq!(total, 100);
 /// ```
-pub struct CompletionPort<T> {
-    inner: Arc<Inner<T>>,
+pub struct CompletionPort<T: Send + 'static, B: IoBuf = Vec<u8>> {
+    inner: Arc<Inner<T, B>>,
 }
 
 impl<T: Send + 'static> CompletionPort<T> {
     /// Creates a port that lets at most `concurrency` threads run packets at once; 0 means the number
-    /// of CPUs (as `CreateIoCompletionPort` with `NumberOfConcurrentThreads` = 0).
+    /// of CPUs (as `CreateIoCompletionPort` with `NumberOfConcurrentThreads` = 0). Its operations
+    /// take `Vec<u8>` buffers; [`with_concurrency`](CompletionPort::with_concurrency) makes a port for
+    /// another [`IoBuf`] type. The io_uring ring is set up by the first operation;
+    /// [`Builder`](crate::Builder) sets it up at once.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn new(concurrency: usize) -> CompletionPort<T> {
+        CompletionPort::with_concurrency(concurrency)
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
+    /// As [`new`](CompletionPort::new), for a port whose operations take buffers of type `B`.
+    pub fn with_concurrency(concurrency: usize) -> CompletionPort<T, B> {
+        Self::with_entries(concurrency, crate::handle::DEFAULT_ENTRIES)
+    }
+
+    /// A port whose ring (when I/O first needs it) has `entries` submission entries.
+    pub(crate) fn with_entries(concurrency: usize, entries: u32) -> CompletionPort<T, B> {
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -592,10 +821,15 @@ impl<T: Send + 'static> CompletionPort<T> {
                     overflow: VecDeque::new(),
                     waiters: Vec::new(),
                     holders: 0,
+                    leader: None,
+                    leader_woken: false,
+                    late: Vec::new(),
                 }),
                 handles: AtomicUsize::new(1),
                 parks: AtomicU64::new(0),
                 wakeups: AtomicU64::new(0),
+                io: OnceLock::new(),
+                entries,
             }),
         }
     }
@@ -615,7 +849,7 @@ impl<T: Send + 'static> CompletionPort<T> {
     ///
     /// On a closed port the packet is handed back in [`PostError`].
     #[doc(alias = "PostQueuedCompletionStatus")]
-    pub fn post(&self, key: usize, bytes: usize, value: T) -> Result<(), PostError<T>> {
+    pub fn post(&self, key: usize, bytes: usize, value: T) -> Result<(), PostError<T, B>> {
         self.post_packet(Packet::new(key, bytes, value))
     }
 
@@ -625,22 +859,8 @@ impl<T: Send + 'static> CompletionPort<T> {
     ///
     /// On a closed port the packet is handed back in [`PostError`].
     #[doc(alias = "NtSetIoCompletion")]
-    pub fn post_packet(&self, packet: Packet<T>) -> Result<(), PostError<T>> {
-        let inner = &*self.inner;
-        let shard = inner.shard();
-        if shard.posts.fetch_add(1, Ordering::Acquire) & CLOSED_BIT != 0 {
-            shard.posts.fetch_sub(1, Ordering::Release);
-            return Err(PostError(packet));
-        }
-        inner.push(packet);
-        // Pairs with the fence in `take` after a waiter registers: either it sees our packet, or we
-        // see it on the stack and hand the packet over.
-        fence(Ordering::SeqCst);
-        if inner.sleepers.load(Ordering::Relaxed) > 0 {
-            inner.dispatch();
-        }
-        shard.posts.fetch_add(POST_DONE, Ordering::Release);
-        Ok(())
+    pub fn post_packet(&self, packet: Packet<T, B>) -> Result<(), PostError<T, B>> {
+        self.inner.post(packet).map_err(PostError)
     }
 
     /// Takes the oldest packet, waiting up to `timeout` for one (`None`: forever; zero: just poll).
@@ -656,7 +876,7 @@ impl<T: Send + 'static> CompletionPort<T> {
     /// [`GetError::TimedOut`] when the timeout passes, [`GetError::Closed`] when the port is or gets
     /// closed. A packet reporting a failed operation is not an error here: see [`Packet::status`].
     #[doc(alias = "GetQueuedCompletionStatus")]
-    pub fn get(&self, timeout: Option<Duration>) -> Result<Packet<T>, GetError> {
+    pub fn get(&self, timeout: Option<Duration>) -> Result<Packet<T, B>, GetError> {
         let slot = if thread::begin_get(self.inner.id()) {
             Slot::Release
         } else {
@@ -681,7 +901,7 @@ impl<T: Send + 'static> CompletionPort<T> {
     #[doc(alias = "GetQueuedCompletionStatusEx")]
     pub fn get_many(
         &self,
-        out: &mut Vec<Packet<T>>,
+        out: &mut Vec<Packet<T, B>>,
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<usize, GetError> {
@@ -704,7 +924,7 @@ impl<T: Send + 'static> CompletionPort<T> {
     #[doc(alias = "GetMultipleCompletionStatus")]
     pub fn get_many_min(
         &self,
-        out: &mut Vec<Packet<T>>,
+        out: &mut Vec<Packet<T, B>>,
         min: usize,
         max: usize,
         timeout: Option<Duration>,
@@ -741,7 +961,7 @@ impl<T: Send + 'static> CompletionPort<T> {
     }
 
     /// Moves up to `max` queued packets into `out` for a thread that already holds a slot.
-    fn drain(&self, out: &mut Vec<Packet<T>>, max: usize) -> usize {
+    fn drain(&self, out: &mut Vec<Packet<T, B>>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
             match self.inner.pop() {
@@ -761,7 +981,7 @@ impl<T: Send + 'static> CompletionPort<T> {
 
     /// Takes a queued packet if the rules allow it now: a thread holding a slot always may; any other
     /// thread needs a free slot.
-    fn try_take(&self, holding: bool) -> Option<Packet<T>> {
+    fn try_take(&self, holding: bool) -> Option<Packet<T, B>> {
         let inner = &*self.inner;
         let packet = if holding {
             inner.pop()?
@@ -782,7 +1002,7 @@ impl<T: Send + 'static> CompletionPort<T> {
     }
 
     /// One packet for this thread, by the rules of `slot`.
-    fn take(&self, mut slot: Slot, timeout: Option<Duration>) -> Result<Packet<T>, GetError> {
+    fn take(&self, mut slot: Slot, timeout: Option<Duration>) -> Result<Packet<T, B>, GetError> {
         let inner = &*self.inner;
         if slot == Slot::Release && inner.active.load(Ordering::SeqCst) > inner.concurrency {
             // Back from a blocking section, the count is above the limit: giving our slot back
@@ -807,6 +1027,14 @@ impl<T: Send + 'static> CompletionPort<T> {
             if let Some(packet) = self.try_take(holding) {
                 return Ok(packet);
             }
+            if let Some(io) = inner.io.get() {
+                // Completions nobody has reaped yet (no thread was waiting in the kernel).
+                if inner.reap_now(io) > 0 {
+                    if let Some(packet) = self.try_take(holding) {
+                        return Ok(packet);
+                    }
+                }
+            }
             if timeout == Some(Duration::ZERO) {
                 give_back();
                 return Err(GetError::TimedOut);
@@ -829,7 +1057,7 @@ impl<T: Send + 'static> CompletionPort<T> {
         if inner.closed.load(Ordering::Acquire) {
             return Err(GetError::Closed);
         }
-        let w = my_waiter::<T>();
+        let w = my_waiter::<T, B>();
         w.state.store(WAITING, Ordering::Relaxed);
         w.holds_slot.store(holding, Ordering::Relaxed);
         if holding {
@@ -855,17 +1083,119 @@ impl<T: Send + 'static> CompletionPort<T> {
                 inner.active.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        drop(st);
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        if inner.io.get().is_some() && st.leader.is_none() {
+            // With I/O, one waiting thread blocks in the kernel for completions instead of parking.
+            st.waiters.pop();
+            if holding {
+                st.holders -= 1;
+            }
+            st.leader = Some(w.clone());
+            st.leader_woken = false;
+            drop(st);
+            return self.lead(&w, holding, deadline);
+        }
+        drop(st);
         self.wait(&w, deadline)
+    }
+
+    /// The leader's loop: takes a queued packet or a completion as soon as it may, else blocks in
+    /// `io_uring_enter` until a completion, a wake-up NOP or the deadline. Completions it does not
+    /// keep go to the port's queue and from there to the followers (LIFO). Leaving, it hands the
+    /// role to the follower on top of the stack, so completions are always watched while anyone waits.
+    fn lead(
+        &self,
+        w: &Arc<Waiter<T, B>>,
+        holding: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Packet<T, B>, GetError> {
+        let inner = &*self.inner;
+        let io = inner
+            .io
+            .get()
+            .expect("a port has a leader only once it has I/O");
+        loop {
+            let acquired = holding || inner.try_acquire();
+            // Queued packets first (FIFO), then the oldest completion.
+            let mut mine = if acquired { inner.pop() } else { None };
+            io.ring.reap(true, &mut |cqe| {
+                if let Some(p) = io.complete(&cqe) {
+                    if acquired && mine.is_none() {
+                        mine = Some(p);
+                    } else {
+                        inner.place(p);
+                    }
+                    io.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+            if let Some(packet) = mine {
+                self.resign(w);
+                inner.shard().delivered.fetch_add(1, Ordering::Relaxed);
+                return Ok(packet);
+            }
+            if acquired && !holding {
+                inner.release_slot();
+            }
+            if inner.closed.load(Ordering::Acquire) {
+                self.resign(w);
+                return Err(GetError::Closed);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.resign(w);
+                return Err(GetError::TimedOut);
+            }
+            {
+                let mut st = lock(&inner.state);
+                st.leader_woken = false;
+                let may_take = holding || inner.active.load(Ordering::SeqCst) < inner.concurrency;
+                if may_take && inner.maybe_queued() {
+                    continue;
+                }
+            }
+            inner.parks.fetch_add(1, Ordering::Relaxed);
+            if io.ring.wait(deadline).is_err() {
+                // Nothing sensible to do about a failing io_uring_enter but not to spin on it.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            inner.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives up the leader role, handing it to the follower on top of the stack.
+    fn resign(&self, w: &Arc<Waiter<T, B>>) {
+        let inner = &*self.inner;
+        let next = {
+            let mut st = lock(&inner.state);
+            if st.leader.as_ref().is_some_and(|l| Arc::ptr_eq(l, w)) {
+                st.leader = None;
+                st.leader_woken = false;
+                // One sleeper fewer: we leave, and the follower moves from the stack to our place.
+                inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                let next = st.waiters.pop();
+                if let Some(n) = &next {
+                    if n.holds_slot.load(Ordering::Relaxed) {
+                        st.holders -= 1;
+                    }
+                    st.leader = Some(n.clone());
+                }
+                next
+            } else {
+                None
+            }
+        };
+        if let Some(next) = next {
+            next.promote();
+        }
     }
 
     /// Waits on this thread's waiter until a packet is handed over, the port closes, or `deadline`.
     fn wait(
         &self,
-        w: &Arc<Waiter<T>>,
-        mut deadline: Option<Instant>,
-    ) -> Result<Packet<T>, GetError> {
+        w: &Arc<Waiter<T, B>>,
+        deadline: Option<Instant>,
+    ) -> Result<Packet<T, B>, GetError> {
+        let given = deadline;
+        let mut deadline = deadline;
         if !spin_until(|| !w.is_waiting()) {
             self.inner.parks.fetch_add(1, Ordering::Relaxed);
             // Check before every park, not only after: once `unregister` has failed the hand-off may
@@ -887,12 +1217,13 @@ impl<T: Send + 'static> CompletionPort<T> {
         }
         match w.state.load(Ordering::Acquire) {
             READY => Ok(lock(&w.slot).take().expect("a READY waiter holds a packet")),
+            LEAD => self.lead(w, w.holds_slot.load(Ordering::Relaxed), given),
             _ => Err(GetError::Closed),
         }
     }
 
     /// Removes `w` from the waiter stack; `false` if someone already popped it.
-    fn unregister(&self, w: &Arc<Waiter<T>>) -> bool {
+    fn unregister(&self, w: &Arc<Waiter<T, B>>) -> bool {
         let mut st = lock(&self.inner.state);
         match st.waiters.iter().rposition(|x| Arc::ptr_eq(x, w)) {
             Some(i) => {
@@ -907,6 +1238,58 @@ impl<T: Send + 'static> CompletionPort<T> {
         }
     }
 
+    /// The port's io_uring side, set up on first use. If threads are already waiting, the one on top
+    /// becomes the leader, so that the first completions are watched.
+    pub(crate) fn io(&self) -> Result<&Io<T, B>, Error> {
+        if let Some(io) = self.inner.io.get() {
+            return Ok(io);
+        }
+        let next = {
+            let mut st = lock(&self.inner.state);
+            if self.inner.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            if self.inner.io.get().is_none() {
+                let io = Io::new(self.inner.entries)?;
+                let _ = self.inner.io.set(io);
+            }
+            if st.leader.is_none() {
+                let next = st.waiters.pop();
+                if let Some(n) = &next {
+                    if n.holds_slot.load(Ordering::Relaxed) {
+                        st.holders -= 1;
+                    }
+                    st.leader = Some(n.clone());
+                }
+                next
+            } else {
+                None
+            }
+        };
+        if let Some(next) = next {
+            next.promote();
+        }
+        Ok(self.inner.io.get().expect("set above"))
+    }
+
+    /// The io_uring side if it has been set up.
+    pub(crate) fn io_if_set(&self) -> Option<&Io<T, B>> {
+        self.inner.io.get()
+    }
+
+    /// Reaps completions that are waiting, without blocking (when a submission meets a full
+    /// completion queue).
+    pub(crate) fn reap_pending(&self) {
+        if let Some(io) = self.inner.io.get() {
+            self.inner.reap_now(io);
+        }
+    }
+
+    /// This port's identity (for batches).
+    pub(crate) fn id(&self) -> usize {
+        self.inner.id()
+    }
+
     fn became_active(&self) {
         thread::set_active(self.inner.id(), || Box::new(self.inner.clone()));
     }
@@ -915,8 +1298,8 @@ impl<T: Send + 'static> CompletionPort<T> {
     /// packets still queued are returned, oldest first, so nothing is dropped unseen. Closing a closed
     /// port returns nothing.
     #[doc(alias = "CloseHandle")]
-    pub fn close(&self) -> Vec<Packet<T>> {
-        self.inner.shut().unwrap_or_default()
+    pub fn close(&self) -> Vec<Packet<T, B>> {
+        self.inner.close_all().unwrap_or_default()
     }
 
     /// Whether [`close`](Self::close) has been called (or every handle dropped).
@@ -947,14 +1330,14 @@ impl<T: Send + 'static> CompletionPort<T> {
     }
 }
 
-impl<T: Send + 'static> Default for CompletionPort<T> {
+impl<T: Send + 'static, B: IoBuf> Default for CompletionPort<T, B> {
     /// A port whose concurrency value is the number of CPUs.
     fn default() -> Self {
-        CompletionPort::new(0)
+        CompletionPort::with_concurrency(0)
     }
 }
 
-impl<T> Clone for CompletionPort<T> {
+impl<T: Send + 'static, B: IoBuf> Clone for CompletionPort<T, B> {
     fn clone(&self) -> Self {
         self.inner.handles.fetch_add(1, Ordering::Relaxed);
         CompletionPort {
@@ -963,18 +1346,18 @@ impl<T> Clone for CompletionPort<T> {
     }
 }
 
-impl<T> Drop for CompletionPort<T> {
+impl<T: Send + 'static, B: IoBuf> Drop for CompletionPort<T, B> {
     fn drop(&mut self) {
         if self.inner.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
         // The last handle: close, and drop what is queued here rather than whenever the last
         // associated thread lets go of the core. No thread can be waiting: it would hold a handle.
-        drop(self.inner.shut());
+        drop(self.inner.close_all());
     }
 }
 
-impl<T> fmt::Debug for CompletionPort<T> {
+impl<T: Send + 'static, B: IoBuf> fmt::Debug for CompletionPort<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
         f.debug_struct("CompletionPort")

@@ -526,13 +526,8 @@ fn close_returns_queued_packets_fifo() {
     for i in 0..5 {
         port.post(i, i + 10, format!("v{i}")).unwrap();
     }
-    port.post_packet(Packet {
-        key: 5,
-        bytes: 0,
-        status: Status::from_errno(104),
-        value: "err".to_string(),
-    })
-    .unwrap();
+    port.post_packet(Packet::new(5, 0, "err".to_string()).with_status(Status::from_errno(104)))
+        .unwrap();
     let left = port.close();
     let got: Vec<_> = left
         .iter()
@@ -564,13 +559,8 @@ fn post_after_close_hands_packet_back() {
     assert_eq!(err.0.bytes, 4);
     assert!(err.0.status.is_ok());
     assert_eq!(err.into_inner().value, vec![1, 2, 3]);
-    let p = Packet {
-        key: 1,
-        bytes: 2,
-        status: Status::from_errno(5),
-        value: vec![9u8],
-    };
-    assert_eq!(port.post_packet(p.clone()), Err(PostError(p)));
+    let p = || Packet::new(1, 2, vec![9u8]).with_status(Status::from_errno(5));
+    assert_eq!(port.post_packet(p()), Err(PostError(p())));
     let s = port.stats();
     assert_eq!((s.posted, s.queued), (0, 0));
 }
@@ -936,15 +926,10 @@ fn concurrency_zero_means_cpus() {
 #[test]
 fn status_packet_and_errors() {
     let port = CompletionPort::new(1);
-    let failed = Packet {
-        key: 1,
-        bytes: 0,
-        status: Status::from_errno(104),
-        value: 'x',
-    };
-    port.post_packet(failed.clone()).unwrap();
+    let failed = || Packet::new(1, 0, 'x').with_status(Status::from_errno(104));
+    port.post_packet(failed()).unwrap();
     let got = port.get(POLL).unwrap();
-    assert_eq!(got, failed);
+    assert_eq!(got, failed());
     assert!(!got.status.is_ok());
     assert_eq!(got.status.errno(), Some(104));
     assert_eq!(got.status.error().unwrap().raw_os_error(), Some(104));
@@ -955,7 +940,7 @@ fn status_packet_and_errors() {
     assert_eq!(Status::SUCCESS.errno(), None);
     assert!(Status::SUCCESS.error().is_none());
     assert!(Status::from_errno(0).is_ok());
-    let ok = Packet::new(2, 3, 'y');
+    let ok: Packet<char> = Packet::new(2, 3, 'y');
     assert_eq!(
         (ok.key, ok.bytes, ok.status, ok.value),
         (2, 3, Status::SUCCESS, 'y')
@@ -965,7 +950,7 @@ fn status_packet_and_errors() {
         assert!(!e.to_string().is_empty());
     }
     assert_ne!(GetError::TimedOut.to_string(), GetError::Closed.to_string());
-    let e = PostError(Packet::new(77, 0, ()));
+    let e: PostError<()> = PostError(Packet::new(77, 0, ()));
     assert!(e.to_string().contains("77"));
     assert!(!format!("{e:?}").is_empty());
     let _: &dyn std::error::Error = &e;

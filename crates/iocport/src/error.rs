@@ -1,0 +1,132 @@
+//! Errors of the I/O side of the port: typed, and naming the handle and operation concerned.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::op::OpId;
+use crate::port::Data;
+
+/// Why the port could not start an operation or set something up. Nothing was queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// io_uring could not be set up: the kernel lacks it (`ENOSYS`), a seccomp profile or
+    /// `kernel.io_uring_disabled` forbids it (`EPERM`), or a resource ran out.
+    #[error("io_uring is unavailable: {reason}")]
+    Unavailable {
+        /// What the kernel said and what usually causes it.
+        reason: String,
+        /// The error of `io_uring_setup`.
+        #[source]
+        source: io::Error,
+    },
+    /// The running kernel does not support this operation (probed once when the ring is set up).
+    #[error("the kernel's io_uring does not support {op}")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+    },
+    /// The fd is already associated with a completion port.
+    #[error("fd {fd} is already associated with a completion port")]
+    AlreadyAssociated {
+        /// The fd.
+        fd: RawFd,
+    },
+    /// The fd is not an open file descriptor.
+    #[error("fd {fd} is not an open file descriptor: {source}")]
+    BadFd {
+        /// The fd.
+        fd: RawFd,
+        /// What `fcntl(F_GETFD)` said.
+        #[source]
+        source: io::Error,
+    },
+    /// The port is closed.
+    #[error("the completion port is closed")]
+    Closed,
+    /// The buffer given to the operation cannot be used.
+    #[error("{op} on fd {fd}: {reason} (buffer of {len} bytes)")]
+    InvalidBuffer {
+        /// The operation.
+        op: &'static str,
+        /// The handle's fd (-1 for port-level operations).
+        fd: RawFd,
+        /// The buffer's length.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An argument other than the buffer is out of range.
+    #[error("{op} on fd {fd}: {reason}")]
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// The handle's fd (-1 for port-level operations).
+        fd: RawFd,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// [`cancel`](crate::CompletionPort::cancel): no such operation is pending (it completed already,
+    /// or the id is stale or from another port). Win32 `ERROR_NOT_FOUND`.
+    #[doc(alias = "ERROR_NOT_FOUND")]
+    #[error("operation {id:?} is not pending")]
+    NotFound {
+        /// The id given.
+        id: OpId,
+    },
+    /// The kernel refused the submission.
+    #[error("{op} on fd {fd}: submitting to io_uring failed: {source}")]
+    Submit {
+        /// The operation.
+        op: &'static str,
+        /// The handle's fd (-1 for port-level operations).
+        fd: RawFd,
+        /// What `io_uring_enter` said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An operation that could not be started: the error, and the value and buffers handed back.
+pub struct OpError<T, B> {
+    /// What went wrong.
+    pub error: Error,
+    /// The value given to the operation.
+    pub value: T,
+    /// The buffers given to the operation.
+    pub data: Data<B>,
+}
+
+impl<T, B> OpError<T, B> {
+    /// The error alone, dropping what was handed back.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+}
+
+impl<T, B> fmt::Debug for OpError<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, B> fmt::Display for OpError<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T, B> std::error::Error for OpError<T, B> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T, B> From<OpError<T, B>> for io::Error {
+    fn from(e: OpError<T, B>) -> io::Error {
+        io::Error::other(e.error)
+    }
+}

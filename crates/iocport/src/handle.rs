@@ -1,0 +1,435 @@
+//! The I/O API: associating fds with a port, and the operations that complete through it.
+
+use std::cell::Cell;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::buf::IoBuf;
+use crate::error::{Error, OpError};
+use crate::io::{done_now, try_now, FdEntry, Start};
+use crate::op::{Interest, OpId, Request, CURRENT_POSITION};
+use crate::port::{CompletionPort, Packet};
+
+/// Submission queue entries of a port's ring unless [`Builder::entries`] says otherwise.
+pub(crate) const DEFAULT_ENTRIES: u32 = 256;
+
+/// Sets up a port with its io_uring ring at once, so that an unusable io_uring is reported here
+/// rather than at the first operation.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    concurrency: usize,
+    entries: u32,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Concurrency value 0 (the number of CPUs), 256 submission entries.
+    pub fn new() -> Builder {
+        Builder {
+            concurrency: 0,
+            entries: DEFAULT_ENTRIES,
+        }
+    }
+
+    /// The concurrency value: at most this many threads run packets at once; 0 means the number of
+    /// CPUs.
+    pub fn concurrency(mut self, n: usize) -> Builder {
+        self.concurrency = n;
+        self
+    }
+
+    /// Submission queue entries of the ring (the completion queue has four times as many). A full
+    /// queue is submitted and reused, so this bounds batching, not the operations in flight.
+    pub fn entries(mut self, n: u32) -> Builder {
+        self.entries = n.max(1);
+        self
+    }
+
+    /// Creates the port and its ring.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] if io_uring cannot be set up, with the reason.
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn build<T: Send + 'static, B: IoBuf>(self) -> Result<CompletionPort<T, B>, Error> {
+        let port = CompletionPort::with_entries(self.concurrency, self.entries);
+        port.io()?;
+        Ok(port)
+    }
+}
+
+/// How an operation started: in flight, or (on a skip-on-success handle) already complete.
+#[derive(Debug)]
+pub enum Started<T, B> {
+    /// In flight: its packet will arrive on the port.
+    Pending(OpId),
+    /// Completed at once; no packet will be queued (FILE_SKIP_COMPLETION_PORT_ON_SUCCESS).
+    Done(Packet<T, B>),
+}
+
+impl<T, B> Started<T, B> {
+    /// The operation's id if it is in flight.
+    pub fn id(&self) -> Option<OpId> {
+        match self {
+            Started::Pending(id) => Some(*id),
+            Started::Done(_) => None,
+        }
+    }
+}
+
+std::thread_local! {
+    /// The port whose `batch` this thread is inside, and how deep.
+    static BATCH: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
+}
+
+fn deferred(port_id: usize) -> bool {
+    BATCH.with(|b| b.get().0 == port_id)
+}
+
+/// Ends a batch (also on unwind): restores the outer state and submits.
+struct BatchGuard<'a, T: Send + 'static, B: IoBuf> {
+    port: &'a CompletionPort<T, B>,
+    prev: (usize, u32),
+}
+
+impl<T: Send + 'static, B: IoBuf> Drop for BatchGuard<'_, T, B> {
+    fn drop(&mut self) {
+        BATCH.with(|b| b.set(self.prev));
+        if self.prev.0 != self.port.id() {
+            if let Some(io) = self.port.io_if_set() {
+                io.flush(&mut || self.port.reap_pending());
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
+    /// Associates `fd` with the port under completion `key`; operations started on the returned
+    /// handle complete through this port. The port owns the fd from now on and closes it once the
+    /// handle and every operation on it are gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyAssociated`] if the fd number is associated already (with any port),
+    /// [`Error::BadFd`] if it is not open, [`Error::Closed`], or [`Error::Unavailable`] if this is
+    /// the port's first I/O and io_uring cannot be set up.
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn associate(&self, fd: impl Into<OwnedFd>, key: usize) -> Result<Handle<T, B>, Error> {
+        let fd = FdEntry::new(fd.into())?;
+        self.io()?;
+        Ok(Handle {
+            port: self.clone(),
+            fd: Arc::new(fd),
+            key,
+        })
+    }
+
+    fn start_port_op(&self, key: usize, req: Request<B>, value: T) -> Result<OpId, OpError<T, B>> {
+        let io = match self.io() {
+            Ok(io) => io,
+            Err(error) => {
+                return Err(OpError {
+                    error,
+                    value,
+                    data: req.into_data(),
+                })
+            }
+        };
+        let start = Start {
+            key,
+            fd: None,
+            defer: deferred(self.id()),
+        };
+        io.submit(start, req, value, &mut || self.reap_pending())
+    }
+
+    /// Starts an operation that does nothing and completes at once: its packet goes through the
+    /// kernel and back (`IORING_OP_NOP`).
+    ///
+    /// # Errors
+    ///
+    /// As [`associate`](Self::associate), with `value` handed back.
+    pub fn nop(&self, key: usize, value: T) -> Result<OpId, OpError<T, B>> {
+        self.start_port_op(key, Request::Nop, value)
+    }
+
+    /// Starts a timer: its packet (status success, 0 bytes) arrives after `after`, or with
+    /// `ECANCELED` if cancelled first (Solaris `PORT_SOURCE_TIMER`, io_uring `TIMEOUT`).
+    ///
+    /// # Errors
+    ///
+    /// As [`nop`](Self::nop).
+    pub fn timer(&self, after: Duration, key: usize, value: T) -> Result<OpId, OpError<T, B>> {
+        self.start_port_op(key, Request::Timer(after), value)
+    }
+
+    /// Asks the kernel to cancel operation `id`. It still ends in exactly one packet: with
+    /// `ECANCELED` ("operation aborted"), or with its real result if it finished first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if `id` is not in flight on this port (it completed, or it is stale).
+    #[doc(alias = "CancelIoEx")]
+    pub fn cancel(&self, id: OpId) -> Result<(), Error> {
+        match self.io_if_set() {
+            Some(io) => io.cancel(id),
+            None => Err(Error::NotFound { id }),
+        }
+    }
+
+    /// Runs `f`; the operations it starts on this port (on this thread) are submitted to the kernel
+    /// together, with one system call, when it returns.
+    pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        let id = self.id();
+        let prev = BATCH.with(|b| {
+            let prev = b.get();
+            if prev.0 == 0 || prev.0 == id {
+                b.set((id, prev.1 + 1));
+            }
+            prev
+        });
+        let _guard = BatchGuard { port: self, prev };
+        f()
+    }
+}
+
+/// An fd associated with a [`CompletionPort`] under a completion key.
+///
+/// Operations started on it return at once; each ends in exactly one packet on the port (success,
+/// error, cancellation, the handle dropped, or the port closed), which hands the buffer and the value
+/// back. Dropping the handle cancels its pending operations; their packets still arrive, and the fd
+/// is closed after the last of them.
+pub struct Handle<T: Send + 'static, B: IoBuf = Vec<u8>> {
+    port: CompletionPort<T, B>,
+    fd: Arc<FdEntry>,
+    key: usize,
+}
+
+impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
+    /// The completion key the handle's packets carry.
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// The port the handle is associated with.
+    pub fn port(&self) -> &CompletionPort<T, B> {
+        &self.port
+    }
+
+    /// Opt in (or out) of skip-on-success: `read`, `write`, `recv` and `send` first try to complete
+    /// without blocking (`RWF_NOWAIT`, `MSG_DONTWAIT`); if they can, the result is returned as
+    /// [`Started::Done`] and no packet is queued. Otherwise they go to the kernel as usual.
+    #[doc(alias = "SetFileCompletionNotificationModes")]
+    #[doc(alias = "FILE_SKIP_COMPLETION_PORT_ON_SUCCESS")]
+    pub fn set_skip_on_success(&self, on: bool) {
+        self.fd.skip_on_success.store(on, Ordering::Relaxed);
+    }
+
+    fn start(&self, mut req: Request<B>, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        if self.fd.skip_on_success.load(Ordering::Relaxed) && req.check_buffers().is_ok() {
+            if let Some(rc) = try_now(self.fd.raw(), &mut req) {
+                return Ok(Started::Done(done_now(self.key, rc, req, value)));
+            }
+        }
+        let io = match self.port.io() {
+            Ok(io) => io,
+            Err(error) => {
+                return Err(OpError {
+                    error,
+                    value,
+                    data: req.into_data(),
+                })
+            }
+        };
+        let start = Start {
+            key: self.key,
+            fd: Some(&self.fd),
+            defer: deferred(self.port.id()),
+        };
+        io.submit(start, req, value, &mut || self.port.reap_pending())
+            .map(Started::Pending)
+    }
+
+    /// Reads into `buf` at `offset` (`pread`).
+    #[doc(alias = "ReadFile")]
+    pub fn read_at(&self, buf: B, offset: u64, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Read { buf, offset }, value)
+    }
+
+    /// Writes `buf` at `offset` (`pwrite`).
+    #[doc(alias = "WriteFile")]
+    pub fn write_at(&self, buf: B, offset: u64, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Write { buf, offset }, value)
+    }
+
+    /// Reads into `buf` at the file position (or from a stream), advancing it.
+    pub fn read(&self, buf: B, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(
+            Request::Read {
+                buf,
+                offset: CURRENT_POSITION,
+            },
+            value,
+        )
+    }
+
+    /// Writes `buf` at the file position (or to a stream), advancing it.
+    pub fn write(&self, buf: B, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(
+            Request::Write {
+                buf,
+                offset: CURRENT_POSITION,
+            },
+            value,
+        )
+    }
+
+    /// Reads into several buffers at `offset`, in order (`preadv`).
+    pub fn readv_at(
+        &self,
+        bufs: Vec<B>,
+        offset: u64,
+        value: T,
+    ) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Readv { bufs, offset }, value)
+    }
+
+    /// Writes several buffers at `offset`, in order (`pwritev`).
+    pub fn writev_at(
+        &self,
+        bufs: Vec<B>,
+        offset: u64,
+        value: T,
+    ) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Writev { bufs, offset }, value)
+    }
+
+    /// Reads into several buffers at the file position or from a stream (`readv`).
+    pub fn readv(&self, bufs: Vec<B>, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.readv_at(bufs, CURRENT_POSITION, value)
+    }
+
+    /// Writes several buffers at the file position or to a stream (`writev`).
+    pub fn writev(&self, bufs: Vec<B>, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.writev_at(bufs, CURRENT_POSITION, value)
+    }
+
+    /// Receives into `buf` from a connected socket; `flags` are `recv(2)`'s `MSG_*`.
+    #[doc(alias = "WSARecv")]
+    pub fn recv(&self, buf: B, flags: i32, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Recv { buf, flags }, value)
+    }
+
+    /// Sends `buf` on a connected socket; `flags` are `send(2)`'s `MSG_*` (`MSG_NOSIGNAL` is always
+    /// added: a closed peer is an `EPIPE` packet, never a signal).
+    #[doc(alias = "WSASend")]
+    pub fn send(&self, buf: B, flags: i32, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Send { buf, flags }, value)
+    }
+
+    /// Receives one datagram into `buf`; the packet's [`Data::From`](crate::Data::From) carries the
+    /// sender's address (`recvmsg`).
+    #[doc(alias = "WSARecvFrom")]
+    pub fn recv_from(&self, buf: B, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::RecvFrom { buf }, value)
+    }
+
+    /// Sends `buf` as one datagram to `addr` (`sendmsg`).
+    #[doc(alias = "WSASendTo")]
+    pub fn send_to(
+        &self,
+        buf: B,
+        addr: SocketAddr,
+        value: T,
+    ) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::SendTo { buf, addr }, value)
+    }
+
+    /// Accepts a connection on a listening socket; the packet's
+    /// [`Data::Accepted`](crate::Data::Accepted) carries the new socket and the peer's address.
+    #[doc(alias = "AcceptEx")]
+    pub fn accept(&self, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Accept, value)
+    }
+
+    /// Connects a socket to `addr`; a refused connection is a packet with `ECONNREFUSED`.
+    #[doc(alias = "ConnectEx")]
+    pub fn connect(&self, addr: SocketAddr, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Connect(addr), value)
+    }
+
+    /// Shuts down part or all of a connection.
+    #[doc(alias = "DisconnectEx")]
+    pub fn shutdown(&self, how: Shutdown, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Shutdown(how), value)
+    }
+
+    /// Flushes the file's data and metadata to the device.
+    #[doc(alias = "FlushFileBuffers")]
+    pub fn fsync(&self, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Fsync { datasync: false }, value)
+    }
+
+    /// Flushes the file's data (and the metadata needed to read it) to the device.
+    pub fn fdatasync(&self, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Fsync { datasync: true }, value)
+    }
+
+    /// Waits once for the fd to become ready: the packet's `bytes` holds the `poll(2)` events that
+    /// are (Solaris `PORT_SOURCE_FD`). Works on any pollable fd (eventfd, timerfd, pidfd, pipes).
+    pub fn poll(&self, interest: Interest, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        self.start(Request::Poll(interest), value)
+    }
+
+    /// Asks the kernel to cancel every operation in flight on this handle; each still ends in one
+    /// packet (`ECANCELED`, or its real result if it finished first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Submit`] if the cancellation could not be submitted.
+    #[doc(alias = "CancelIoEx")]
+    pub fn cancel_all(&self) -> Result<(), Error> {
+        match self.port.io_if_set() {
+            Some(io) => io.cancel_fd(&self.fd),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> Drop for Handle<T, B> {
+    /// Cancels the handle's pending operations (their packets still arrive); the fd is closed after
+    /// the last of them completes.
+    fn drop(&mut self) {
+        let _ = self.cancel_all();
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> AsFd for Handle<T, B> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open as long as `self.fd` (an Arc we hold) lives.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> AsRawFd for Handle<T, B> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl<T: Send + 'static, B: IoBuf> std::fmt::Debug for Handle<T, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("fd", &self.fd.raw())
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}

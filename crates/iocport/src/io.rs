@@ -1,0 +1,420 @@
+//! Operations in flight: the op table, submission, and turning completions into packets.
+//!
+//! Each operation gets a slot in a slab ([`Ops`]), indexed by the low half of its io_uring
+//! `user_data`; the high half is the slot's generation, so a completion or a cancel for an operation
+//! that has ended can never touch the slot's next tenant. A slot is boxed and never moves, and owns
+//! everything the kernel may touch (buffers, `iovec`s, `msghdr`, socket address, timespec) until the
+//! completion is reaped; it also holds a reference to the handle's fd, so the fd is closed only after
+//! its last operation ended and its number cannot be reused under an operation in flight. Slots are
+//! reused, so a port in a steady state does not allocate per operation.
+
+use std::collections::HashSet;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, types};
+
+use crate::buf::IoBuf;
+use crate::driver::{Uring, CANCEL, WAKE};
+use crate::error::{Error, OpError};
+use crate::op::{IoVecs, Lent, OpId, Request};
+use crate::port::{Data, Packet, Status};
+use crate::sync::{lock, Mutex};
+
+/// Every fd associated with some port in this process: a handle belongs to one port only.
+fn associated() -> &'static StdMutex<HashSet<RawFd>> {
+    static SET: OnceLock<StdMutex<HashSet<RawFd>>> = OnceLock::new();
+    SET.get_or_init(Default::default)
+}
+
+/// An fd associated with a port. Dropped (closing the fd) when its handle and every operation that
+/// uses it are gone.
+pub(crate) struct FdEntry {
+    fd: OwnedFd,
+    /// FILE_SKIP_COMPLETION_PORT_ON_SUCCESS: try operations synchronously first.
+    pub(crate) skip_on_success: AtomicBool,
+    /// Operations in flight on this fd.
+    pub(crate) pending: AtomicUsize,
+}
+
+impl FdEntry {
+    pub(crate) fn new(fd: OwnedFd) -> Result<FdEntry, Error> {
+        let raw = fd.as_raw_fd();
+        // SAFETY: F_GETFD takes no argument and only reads the fd table.
+        if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+            return Err(Error::BadFd {
+                fd: raw,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        if !lock_set().insert(raw) {
+            // Someone else owns the number too (a duplicated `from_raw_fd`): give it back unclosed,
+            // which is what its other owner expects.
+            std::mem::forget(fd);
+            return Err(Error::AlreadyAssociated { fd: raw });
+        }
+        Ok(FdEntry {
+            fd,
+            skip_on_success: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn lock_set() -> std::sync::MutexGuard<'static, HashSet<RawFd>> {
+    associated().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for FdEntry {
+    fn drop(&mut self) {
+        // Still open here (`fd` closes after this): the number cannot be taken by a new file before
+        // it leaves the set.
+        lock_set().remove(&self.fd.as_raw_fd());
+    }
+}
+
+/// One operation's slot.
+struct Slot<T, B> {
+    generation: u32,
+    live: bool,
+    timer: bool,
+    key: usize,
+    value: Option<T>,
+    lent: Lent<B>,
+    iov: IoVecs,
+    fd: Option<Arc<FdEntry>>,
+}
+
+/// The op table.
+struct Ops<T, B> {
+    slots: Vec<Box<Slot<T, B>>>,
+    free: Vec<u32>,
+    /// Set when the port closes: no operation starts after it.
+    closed: bool,
+}
+
+/// The I/O half of a port: the ring and the operations in flight on it.
+pub(crate) struct Io<T, B: IoBuf> {
+    pub(crate) ring: Uring,
+    ops: Mutex<Ops<T, B>>,
+    /// Operations submitted whose packet has not yet been placed.
+    pub(crate) in_flight: AtomicUsize,
+}
+
+/// How an operation should be started.
+pub(crate) struct Start<'a> {
+    pub(crate) key: usize,
+    pub(crate) fd: Option<&'a Arc<FdEntry>>,
+    /// Inside [`CompletionPort::batch`](crate::CompletionPort::batch): queue, submit later.
+    pub(crate) defer: bool,
+}
+
+impl<T: Send + 'static, B: IoBuf> Io<T, B> {
+    pub(crate) fn new(entries: u32) -> Result<Io<T, B>, Error> {
+        Ok(Io {
+            ring: Uring::new(entries)?,
+            ops: Mutex::new(Ops {
+                slots: Vec::new(),
+                free: Vec::new(),
+                closed: false,
+            }),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes a slot for `req`, builds its entry and submits it. `reap` is called if the kernel asks
+    /// for completions to be reaped before it takes more.
+    pub(crate) fn submit(
+        &self,
+        start: Start<'_>,
+        req: Request<B>,
+        value: T,
+        reap: &mut dyn FnMut(),
+    ) -> Result<OpId, OpError<T, B>> {
+        let raw = start.fd.map_or(-1, |f| f.raw());
+        let op = req.name();
+        if let Err((reason, len)) = req.check_buffers() {
+            return Err(OpError {
+                error: Error::InvalidBuffer {
+                    op,
+                    fd: raw,
+                    len,
+                    reason,
+                },
+                value,
+                data: req.into_data(),
+            });
+        }
+        if !self.ring.supports(req.opcode()) {
+            return Err(OpError {
+                error: Error::Unsupported { op },
+                value,
+                data: req.into_data(),
+            });
+        }
+        let (id, entry) = {
+            let mut ops = lock(&self.ops);
+            if ops.closed {
+                return Err(OpError {
+                    error: Error::Closed,
+                    value,
+                    data: req.into_data(),
+                });
+            }
+            let index = match ops.free.pop() {
+                Some(i) => i,
+                None => {
+                    let i = ops.slots.len() as u32;
+                    ops.slots.push(Box::new(Slot {
+                        generation: 0,
+                        live: false,
+                        timer: false,
+                        key: 0,
+                        value: None,
+                        lent: Lent::None,
+                        iov: IoVecs::default(),
+                        fd: None,
+                    }));
+                    i
+                }
+            };
+            let slot = &mut ops.slots[index as usize];
+            slot.generation = slot.generation.wrapping_add(1).max(1);
+            slot.live = true;
+            slot.timer = matches!(req, Request::Timer(_));
+            slot.key = start.key;
+            slot.value = Some(value);
+            slot.fd = start.fd.cloned();
+            let iov = std::mem::take(&mut slot.iov);
+            let id = OpId::new(index, slot.generation);
+            let entry = slot.lent.prepare(raw, req, iov).user_data(id.0);
+            // Counted under the lock: `cancel_all_and_drain` either refused us or waits for us.
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            (id, entry)
+        };
+        if let Some(fd) = start.fd {
+            fd.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: every pointer in `entry` points into the slot (boxed: it never moves), which keeps
+        // its contents until `complete` reaps this entry's completion; the port waits for every
+        // operation in flight before it frees the slots.
+        let pushed = unsafe {
+            self.ring
+                .push(&mut std::iter::once(entry), !start.defer, reap)
+        };
+        if let Err(e) = pushed {
+            // The entry is queued; the next `io_uring_enter` (the leader's wait) submits it.
+            tracing_hint(op, raw, &e);
+        }
+        Ok(id)
+    }
+}
+
+impl<T, B: IoBuf> Io<T, B> {
+    /// Submits what `batch` left queued.
+    pub(crate) fn flush(&self, reap: &mut dyn FnMut()) {
+        // SAFETY: pushing no entry lends no memory.
+        if let Err(e) = unsafe { self.ring.push(&mut std::iter::empty(), true, reap) } {
+            tracing_hint("batch", -1, &e);
+        }
+    }
+
+    /// Turns a completion into its packet; `None` for the port's own entries (wake-ups, cancels).
+    /// The caller places the packet, then decrements `in_flight`.
+    pub(crate) fn complete(&self, cqe: &cqueue::Entry) -> Option<Packet<T, B>> {
+        let ud = cqe.user_data();
+        if ud == WAKE || ud == CANCEL {
+            return None;
+        }
+        let id = OpId(ud);
+        let (key, bytes, status, data, value, fd) = {
+            let mut ops = lock(&self.ops);
+            let slot = ops.slots.get_mut(id.index())?;
+            if !slot.live || slot.generation != id.generation() {
+                return None;
+            }
+            let (bytes, status, data, iov) = slot.lent.finish(cqe.result(), slot.timer);
+            slot.iov = iov;
+            slot.live = false;
+            let value = slot.value.take().expect("a live slot holds its value");
+            let fd = slot.fd.take();
+            let key = slot.key;
+            ops.free.push(id.index() as u32);
+            (key, bytes, status, data, value, fd)
+        };
+        if let Some(fd) = &fd {
+            fd.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        // The last operation on a dropped handle closes the fd here, outside the table lock.
+        drop(fd);
+        Some(Packet {
+            key,
+            bytes,
+            status,
+            op: Some(id),
+            value,
+            data,
+        })
+    }
+
+    /// Requests cancellation of `id` if it is in flight.
+    pub(crate) fn cancel(&self, id: OpId) -> Result<(), Error> {
+        {
+            let ops = lock(&self.ops);
+            match ops.slots.get(id.index()) {
+                Some(s) if s.live && s.generation == id.generation() => {}
+                _ => return Err(Error::NotFound { id }),
+            }
+        }
+        self.ring
+            .cancel(types::CancelBuilder::user_data(id.0))
+            .map_err(|source| Error::Submit {
+                op: "cancel",
+                fd: -1,
+                source,
+            })
+    }
+
+    /// Requests cancellation of every operation on `fd`.
+    pub(crate) fn cancel_fd(&self, fd: &FdEntry) -> Result<(), Error> {
+        if fd.pending.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        self.ring
+            .cancel(types::CancelBuilder::fd(types::Fd(fd.raw())).all())
+            .map_err(|source| Error::Submit {
+                op: "cancel",
+                fd: fd.raw(),
+                source,
+            })
+    }
+
+    /// Cancels everything in flight and hands each packet to `place` until nothing is left. Cancels
+    /// are repeated while operations remain, so one submitted concurrently cannot escape.
+    pub(crate) fn cancel_all_and_drain(&self, place: &mut dyn FnMut(Packet<T, B>)) {
+        lock(&self.ops).closed = true;
+        let mut next_cancel = Instant::now();
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= next_cancel {
+                let _ = self.ring.cancel(types::CancelBuilder::any().all());
+                next_cancel = Instant::now() + Duration::from_millis(10);
+            }
+            let _ = self
+                .ring
+                .wait(Some(Instant::now() + Duration::from_millis(10)));
+            self.ring.reap(true, &mut |cqe| {
+                if let Some(p) = self.complete(&cqe) {
+                    place(p);
+                    self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    }
+}
+
+/// Submission errors leave the entry queued for the next `io_uring_enter`; nothing is lost, but the
+/// program may want to know.
+fn tracing_hint(op: &str, fd: RawFd, e: &std::io::Error) {
+    tracing::warn!(op, fd, error = %e, "io_uring_enter failed; the entry stays queued for the next one");
+}
+
+impl<T, B: IoBuf> Drop for Io<T, B> {
+    /// The last safety net: if operations are still in flight (every handle and port dropped without
+    /// a `close` that waited), cancel them and wait for the kernel before the slots are freed.
+    fn drop(&mut self) {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            self.cancel_all_and_drain(&mut drop);
+        }
+    }
+}
+
+/// The synchronous first try of an operation on a skip-on-success handle: `Some(result)` if it
+/// completed (or failed) at once, `None` if it would block and must go to the kernel.
+pub(crate) fn try_now<B: IoBuf>(fd: RawFd, req: &mut Request<B>) -> Option<isize> {
+    let rc = match req {
+        Request::Read { buf, offset } => {
+            let iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // SAFETY: `iov` describes the buffer's `len` bytes, which it owns; the call returns before
+            // the buffer can move. An offset of -1 means the file position.
+            unsafe { libc::preadv2(fd, &iov, 1, *offset as i64, libc::RWF_NOWAIT) }
+        }
+        Request::Write { buf, offset } => {
+            let iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // SAFETY: as for the read; the kernel only reads the buffer.
+            unsafe { libc::pwritev2(fd, &iov, 1, *offset as i64, libc::RWF_NOWAIT) }
+        }
+        Request::Recv { buf, flags } => {
+            let len = buf.len();
+            // SAFETY: the buffer's `len` bytes are valid for writes for the length of the call.
+            unsafe {
+                libc::recv(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    len,
+                    *flags | libc::MSG_DONTWAIT,
+                )
+            }
+        }
+        Request::Send { buf, flags } => {
+            let len = buf.len();
+            // SAFETY: the buffer's `len` bytes are valid for reads for the length of the call.
+            unsafe {
+                libc::send(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    len,
+                    *flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            }
+        }
+        _ => return None,
+    };
+    if rc >= 0 {
+        return Some(rc);
+    }
+    let errno = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO);
+    match errno {
+        libc::EAGAIN | libc::EOPNOTSUPP | libc::EINTR => None,
+        e => Some(-(e as isize)),
+    }
+}
+
+/// The packet of an operation that completed synchronously.
+pub(crate) fn done_now<T, B: IoBuf>(
+    key: usize,
+    rc: isize,
+    req: Request<B>,
+    value: T,
+) -> Packet<T, B> {
+    let (bytes, status) = if rc < 0 {
+        (0, Status::from_errno(-rc as i32))
+    } else {
+        (rc as usize, Status::SUCCESS)
+    };
+    let data = match req.into_data() {
+        Data::From(b, _) => Data::Buf(b),
+        d => d,
+    };
+    Packet {
+        key,
+        bytes,
+        status,
+        op: None,
+        value,
+        data,
+    }
+}
