@@ -19,7 +19,7 @@ use io_uring::{cqueue, types};
 use crate::buf::IoBuf;
 use crate::driver::{Uring, CANCEL, WAKE};
 use crate::error::{Error, OpError};
-use crate::op::{IoVecs, Lent, OpId, Request};
+use crate::op::{IoVecs, Lent, OpId, Request, GENERATION_BITS, INDEX_BITS, MAX_TAG};
 use crate::port::{Data, Packet, Status};
 use crate::sync::{lock, Mutex};
 
@@ -102,6 +102,8 @@ struct Ops<T, B> {
 /// The I/O half of a port: the ring and the operations in flight on it.
 pub(crate) struct Io<T, B: IoBuf> {
     pub(crate) ring: Uring,
+    /// This port's tag in every [`OpId`].
+    tag: u16,
     ops: Mutex<Ops<T, B>>,
     /// Operations submitted whose packet has not yet been placed.
     pub(crate) in_flight: AtomicUsize,
@@ -117,8 +119,11 @@ pub(crate) struct Start<'a> {
 
 impl<T: Send + 'static, B: IoBuf> Io<T, B> {
     pub(crate) fn new(entries: u32) -> Result<Io<T, B>, Error> {
+        static NEXT_TAG: AtomicUsize = AtomicUsize::new(0);
+        let tag = (NEXT_TAG.fetch_add(1, Ordering::Relaxed) % usize::from(MAX_TAG)) as u16 + 1;
         Ok(Io {
             ring: Uring::new(entries)?,
+            tag,
             ops: Mutex::new(Ops {
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -169,6 +174,18 @@ impl<T: Send + 'static, B: IoBuf> Io<T, B> {
             }
             let index = match ops.free.pop() {
                 Some(i) => i,
+                None if ops.slots.len() >= 1 << INDEX_BITS => {
+                    drop(ops);
+                    return Err(OpError {
+                        error: Error::InvalidArgument {
+                            op,
+                            fd: raw,
+                            reason: "more than 2^24 operations in flight on one port",
+                        },
+                        value,
+                        data: req.into_data(),
+                    });
+                }
                 None => {
                     let i = ops.slots.len() as u32;
                     ops.slots.push(Box::new(Slot {
@@ -185,14 +202,19 @@ impl<T: Send + 'static, B: IoBuf> Io<T, B> {
                 }
             };
             let slot = &mut ops.slots[index as usize];
-            slot.generation = slot.generation.wrapping_add(1).max(1);
+            slot.generation = (slot.generation + 1) & ((1 << GENERATION_BITS) - 1);
+            slot.generation = slot.generation.max(1);
             slot.live = true;
             slot.timer = matches!(req, Request::Timer(_));
             slot.key = start.key;
             slot.value = Some(value);
             slot.fd = start.fd.cloned();
-            let iov = std::mem::take(&mut slot.iov);
-            let id = OpId::new(index, slot.generation);
+            // Only vectored operations use (and give back) the cached iovec array.
+            let iov = match req {
+                Request::Readv { .. } | Request::Writev { .. } => std::mem::take(&mut slot.iov),
+                _ => IoVecs::default(),
+            };
+            let id = OpId::new(self.tag, index, slot.generation);
             let entry = slot.lent.prepare(raw, req, iov).user_data(id.0);
             // Counted under the lock: `cancel_all_and_drain` either refused us or waits for us.
             self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -235,12 +257,17 @@ impl<T, B: IoBuf> Io<T, B> {
         let id = OpId(ud);
         let (key, bytes, status, data, value, fd) = {
             let mut ops = lock(&self.ops);
+            if id.tag() != self.tag {
+                return None;
+            }
             let slot = ops.slots.get_mut(id.index())?;
             if !slot.live || slot.generation != id.generation() {
                 return None;
             }
             let (bytes, status, data, iov) = slot.lent.finish(cqe.result(), slot.timer);
-            slot.iov = iov;
+            if iov.has_capacity() {
+                slot.iov = iov;
+            }
             slot.live = false;
             let value = slot.value.take().expect("a live slot holds its value");
             let fd = slot.fd.take();
@@ -268,7 +295,7 @@ impl<T, B: IoBuf> Io<T, B> {
         {
             let ops = lock(&self.ops);
             match ops.slots.get(id.index()) {
-                Some(s) if s.live && s.generation == id.generation() => {}
+                Some(s) if id.tag() == self.tag && s.live && s.generation == id.generation() => {}
                 _ => return Err(Error::NotFound { id }),
             }
         }

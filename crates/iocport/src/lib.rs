@@ -12,11 +12,13 @@
 //! - one packet wakes at most one thread, and a thread that asks while a packet is queued takes it
 //!   without sleeping.
 //!
-//! This release has the port itself: programs [`post`](CompletionPort::post) their own packets.
-//! Asynchronous file and socket operations completing through the port (on io_uring) come next; see the
-//! README's status table.
+//! Programs [`post`](CompletionPort::post) their own packets, and start asynchronous operations on
+//! files and sockets [`associate`](CompletionPort::associate)d with the port: each ends in exactly one
+//! packet, which hands the operation's buffer and value back. The operations run on io_uring.
 //!
 //! # Examples
+//!
+//! Posting and getting packets:
 //!
 //! ```
 //! use iocport::{CompletionPort, GetError};
@@ -34,6 +36,29 @@
 //!
 //! port.close();
 //! assert_eq!(port.get(None), Err(GetError::Closed));
+//! ```
+//!
+//! Reading a file through the port: the buffer moves into the operation and comes back in its packet.
+//!
+//! ```
+//! use iocport::CompletionPort;
+//! use std::io::Write;
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let path = std::env::temp_dir().join(format!("iocport-doc-{}", std::process::id()));
+//! std::fs::File::create(&path)?.write_all(b"hello, port")?;
+//!
+//! let port: CompletionPort<&str> = CompletionPort::new(0);
+//! let file = port.associate(std::fs::File::open(&path)?, 42)?; // completion key 42
+//! file.read_at(vec![0; 5], 7, "my read")?;
+//!
+//! let mut packet = port.get(Some(Duration::from_secs(5)))?;
+//! assert_eq!((packet.key, packet.value, packet.result()?), (42, "my read", 4));
+//! assert_eq!(&packet.take_buf().unwrap()[..4], b"port");
+//! # std::fs::remove_file(&path)?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! See [`CompletionPort`] for a worker pool.

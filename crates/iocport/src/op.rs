@@ -19,28 +19,50 @@ use crate::port::{Data, Status};
 /// Identifies one operation started on a port, for [`cancel`](crate::CompletionPort::cancel) and in
 /// its completion packet ([`Packet::op`](crate::Packet::op)).
 ///
-/// An id names one operation only: the slot it names is reused afterwards under a new generation, so
-/// a stale id can never cancel someone else's operation.
+/// An id names one operation only: it carries its port's tag and its slot's generation, and the slot
+/// is reused afterwards under a new generation, so a stale id, or one from another port, can never
+/// cancel someone else's operation. (Generations wrap after 2^24 reuses of one slot.)
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpId(pub(crate) u64);
 
+/// Bits of an [`OpId`] (its io_uring `user_data`): slot index, generation, port tag.
+pub(crate) const INDEX_BITS: u32 = 24;
+pub(crate) const GENERATION_BITS: u32 = 24;
+/// Port tags run from 1 to `MAX_TAG`; the all-ones tag is left to the port's own entries (`WAKE`,
+/// `CANCEL`).
+pub(crate) const MAX_TAG: u16 = u16::MAX - 1;
+
 impl OpId {
-    pub(crate) fn new(index: u32, generation: u32) -> OpId {
-        OpId((u64::from(generation) << 32) | u64::from(index))
+    pub(crate) fn new(tag: u16, index: u32, generation: u32) -> OpId {
+        OpId(
+            (u64::from(tag) << (INDEX_BITS + GENERATION_BITS))
+                | (u64::from(generation) << INDEX_BITS)
+                | u64::from(index),
+        )
     }
 
     pub(crate) fn index(self) -> usize {
-        (self.0 & 0xffff_ffff) as usize
+        (self.0 & ((1 << INDEX_BITS) - 1)) as usize
     }
 
     pub(crate) fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        ((self.0 >> INDEX_BITS) & ((1 << GENERATION_BITS) - 1)) as u32
+    }
+
+    pub(crate) fn tag(self) -> u16 {
+        (self.0 >> (INDEX_BITS + GENERATION_BITS)) as u16
     }
 }
 
 impl fmt::Debug for OpId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OpId({}#{})", self.index(), self.generation())
+        write!(
+            f,
+            "OpId({}#{}@{})",
+            self.index(),
+            self.generation(),
+            self.tag()
+        )
     }
 }
 
@@ -217,6 +239,13 @@ pub(crate) struct IoVecs(Vec<libc::iovec>);
 // SAFETY: the iovecs point into buffers owned by the same slot, which moves between threads as a
 // whole.
 unsafe impl Send for IoVecs {}
+
+impl IoVecs {
+    /// Whether keeping this array saves an allocation later.
+    pub(crate) fn has_capacity(&self) -> bool {
+        self.0.capacity() > 0
+    }
+}
 
 impl<B: IoBuf> Lent<B> {
     /// Builds the submission entry for `req` on `fd`, moving its buffers into `self` first so that

@@ -27,8 +27,20 @@
 //! so a post racing `close` either sees the bit and fails, or is waited for and its packet is among
 //! those `close` returns.
 //!
-//! The pieces that later let an I/O driver plug in are [`CompletionPort::post_packet`] (a driver's
-//! completions are packets like any other) and the waiter's park step, the one place a thread sleeps.
+//! # Waiting for I/O: leader/followers
+//!
+//! Once the port has I/O (its io_uring ring, `io.rs`), one waiting thread at a time is the *leader*:
+//! instead of parking it blocks in `io_uring_enter` (`lead`). Woken by a completion, it reaps the
+//! completion queue, keeps the oldest packet for itself if it may take one, places the rest in the
+//! queue (from where they go to parked *followers*, LIFO), and hands the leader role to the follower
+//! on top of the stack as it leaves (`resign`). A completion thus reaches a thread with one wake-up.
+//! A post that no follower may take wakes the leader with a NOP (`wake_leader`). Threads that call
+//! `get` while completions wait unreaped reap them on the way (`reap_now`), without blocking.
+//!
+//! The alternative, a dedicated reaper thread that waits in the kernel and posts every completion to
+//! the port, costs two wake-ups per completion and a thread that competes for the CPUs. Measured with
+//! `iocport bench wake` (a NOP started while the worker sleeps; 2 vCPUs, medians of 5 rounds):
+//! leader/followers p50 5.9 us, p99 29 us; reaper p50 14.6 us, p99 50 us. So the leader design stays.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -420,8 +432,10 @@ struct State<T, B> {
     /// With I/O: the waiting thread that blocks in the kernel for completions (leader/followers).
     /// Counted in `sleepers`, not in `waiters`.
     leader: Option<Arc<Waiter<T, B>>>,
-    /// A wake-up NOP is on its way to the leader.
-    leader_woken: bool,
+    /// The leader is in (or about to enter) `io_uring_enter` and no wake-up NOP is on its way:
+    /// a packet for it needs one. Set by the leader under the lock, cleared by whoever sends the NOP
+    /// and by the leader when it returns.
+    leader_asleep: bool,
     /// Completions reaped after `close` took the queue: `close` returns them too.
     late: Vec<Packet<T, B>>,
 }
@@ -599,7 +613,7 @@ impl<T, B: IoBuf> Inner<T, B> {
         let Some(leader) = &st.leader else {
             return;
         };
-        if st.leader_woken || !self.maybe_queued() {
+        if !st.leader_asleep || !self.maybe_queued() {
             return;
         }
         if !leader.holds_slot.load(Ordering::Relaxed)
@@ -607,7 +621,7 @@ impl<T, B: IoBuf> Inner<T, B> {
         {
             return;
         }
-        st.leader_woken = true;
+        st.leader_asleep = false;
         drop(st);
         if let Some(io) = self.io.get() {
             // A failure leaves the leader to its timeout; there is nothing better to do here.
@@ -822,7 +836,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                     waiters: Vec::new(),
                     holders: 0,
                     leader: None,
-                    leader_woken: false,
+                    leader_asleep: false,
                     late: Vec::new(),
                 }),
                 handles: AtomicUsize::new(1),
@@ -1091,7 +1105,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 st.holders -= 1;
             }
             st.leader = Some(w.clone());
-            st.leader_woken = false;
+            st.leader_asleep = false;
             drop(st);
             return self.lead(&w, holding, deadline);
         }
@@ -1118,10 +1132,14 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             let acquired = holding || inner.try_acquire();
             // Queued packets first (FIFO), then the oldest completion.
             let mut mine = if acquired { inner.pop() } else { None };
+            let mut direct = false;
             io.ring.reap(true, &mut |cqe| {
                 if let Some(p) = io.complete(&cqe) {
-                    if acquired && mine.is_none() {
+                    // Once the port is closing, completions (its own cancellations among them)
+                    // belong to `close`, not to a waiter.
+                    if acquired && mine.is_none() && !inner.closed.load(Ordering::SeqCst) {
                         mine = Some(p);
+                        direct = true;
                     } else {
                         inner.place(p);
                     }
@@ -1130,7 +1148,13 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             });
             if let Some(packet) = mine {
                 self.resign(w);
-                inner.shard().delivered.fetch_add(1, Ordering::Relaxed);
+                let shard = inner.shard();
+                if direct {
+                    // A completion taken straight from the ring was never queued: count it posted
+                    // too, so that `posted - delivered` stays what is queued or in hand-off.
+                    shard.posts.fetch_add(1 << POSTING_BITS, Ordering::Relaxed);
+                }
+                shard.delivered.fetch_add(1, Ordering::Relaxed);
                 return Ok(packet);
             }
             if acquired && !holding {
@@ -1146,11 +1170,12 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             }
             {
                 let mut st = lock(&inner.state);
-                st.leader_woken = false;
                 let may_take = holding || inner.active.load(Ordering::SeqCst) < inner.concurrency;
                 if may_take && inner.maybe_queued() {
                     continue;
                 }
+                // From here a poster that queues a packet for us sends a wake-up NOP.
+                st.leader_asleep = true;
             }
             inner.parks.fetch_add(1, Ordering::Relaxed);
             if io.ring.wait(deadline).is_err() {
@@ -1158,6 +1183,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 std::thread::sleep(Duration::from_millis(1));
             }
             inner.wakeups.fetch_add(1, Ordering::Relaxed);
+            lock(&inner.state).leader_asleep = false;
         }
     }
 
@@ -1168,7 +1194,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             let mut st = lock(&inner.state);
             if st.leader.as_ref().is_some_and(|l| Arc::ptr_eq(l, w)) {
                 st.leader = None;
-                st.leader_woken = false;
+                st.leader_asleep = false;
                 // One sleeper fewer: we leave, and the follower moves from the stack to our place.
                 inner.sleepers.fetch_sub(1, Ordering::SeqCst);
                 let next = st.waiters.pop();
@@ -1241,6 +1267,9 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     /// The port's io_uring side, set up on first use. If threads are already waiting, the one on top
     /// becomes the leader, so that the first completions are watched.
     pub(crate) fn io(&self) -> Result<&Io<T, B>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         if let Some(io) = self.inner.io.get() {
             return Ok(io);
         }
@@ -1313,7 +1342,10 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         let inner = &*self.inner;
         let (queued, waiting) = {
             let st = lock(&inner.state);
-            (inner.ring.len() + st.overflow.len(), st.waiters.len())
+            (
+                inner.ring.len() + st.overflow.len(),
+                st.waiters.len() + usize::from(st.leader.is_some()),
+            )
         };
         let sum = |f: fn(&Shard) -> u64| inner.shards.iter().map(|s| f(s)).sum();
         PortStats {

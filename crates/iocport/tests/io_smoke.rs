@@ -60,8 +60,10 @@ fn smoke_tcp_echo_workers() {
                         0 => {
                             let s = p.take_socket().expect("accepted");
                             let h = port.associate(s, 1).unwrap();
-                            h.recv(vec![0; 64], 0, 1).unwrap();
-                            conns.lock().unwrap().push(h);
+                            // Registered before the first recv: its packet may reach another worker.
+                            let mut conns = conns.lock().unwrap();
+                            conns.push(h);
+                            conns.last().unwrap().recv(vec![0; 64], 0, 1).unwrap();
                         }
                         1 => {
                             let n = p.bytes;
