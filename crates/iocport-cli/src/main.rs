@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Run benchmark suites, iocport and its peers side by side.
     Bench {
-        /// Suites to run (default: all). Available: port.
+        /// Suites to run (default: all). Available: port, nop, file, echo.
         suites: Vec<String>,
         /// Short runs, for CI: checks that every case works, not how fast.
         #[arg(long)]

@@ -153,9 +153,9 @@ impl Uring {
         }
     }
 
-    /// Hands every completion that is there to `f`; returns how many. With `block` false it gives up
-    /// at once if another thread is reaping.
-    pub(crate) fn reap(&self, block: bool, f: &mut dyn FnMut(cqueue::Entry)) -> usize {
+    /// Hands up to `max` of the completions that are there to `f`, oldest first; returns how many.
+    /// With `block` false it gives up at once if another thread is reaping.
+    pub(crate) fn reap(&self, block: bool, max: usize, f: &mut dyn FnMut(cqueue::Entry)) -> usize {
         let _cq = if block {
             lock(&self.cq)
         } else {
@@ -169,10 +169,11 @@ impl Uring {
         loop {
             // SAFETY: the `cq` lock makes us the completion queue's only consumer.
             let cq = unsafe { self.ring.completion_shared() };
-            if cq.is_empty() {
+            if cq.is_empty() || n == max {
                 return n;
             }
-            for cqe in cq {
+            // Entries not taken stay in the queue (the view writes back the head it reached).
+            for cqe in cq.take(max - n) {
                 n += 1;
                 f(cqe);
             }

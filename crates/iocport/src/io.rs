@@ -91,6 +91,9 @@ struct Slot<T, B> {
     fd: Option<Arc<FdEntry>>,
 }
 
+/// A completed operation's packet, and the fd reference its slot held.
+type Completed<T, B> = (Packet<T, B>, Option<Arc<FdEntry>>);
+
 /// The op table.
 struct Ops<T, B> {
     slots: Vec<Box<Slot<T, B>>>,
@@ -247,47 +250,69 @@ impl<T, B: IoBuf> Io<T, B> {
         }
     }
 
-    /// Turns a completion into its packet; `None` for the port's own entries (wake-ups, cancels).
-    /// The caller places the packet, then decrements `in_flight`.
-    pub(crate) fn complete(&self, cqe: &cqueue::Entry) -> Option<Packet<T, B>> {
+    /// Reaps up to `max` completions and hands each operation's packet to `place` (the port's own
+    /// entries, wake-ups and cancels, are skipped); returns how many packets. The op table is locked
+    /// once for the lot. `in_flight` drops after each packet is placed, so `close` never misses one.
+    pub(crate) fn reap(
+        &self,
+        block: bool,
+        max: usize,
+        place: &mut dyn FnMut(Packet<T, B>),
+    ) -> usize {
+        let mut ops = None;
+        let mut placed = 0;
+        self.ring.reap(block, max, &mut |cqe| {
+            let ops = ops.get_or_insert_with(|| lock(&self.ops));
+            if let Some((packet, fd)) = self.complete(ops, &cqe) {
+                if let Some(fd) = fd {
+                    fd.pending.fetch_sub(1, Ordering::Relaxed);
+                    // The last operation on a dropped handle closes the fd here.
+                    drop(fd);
+                }
+                place(packet);
+                placed += 1;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        placed
+    }
+
+    /// Turns a completion into its packet, freeing the slot; `None` for the port's own entries.
+    fn complete(
+        &self,
+        ops: &mut Ops<T, B>,
+        cqe: &cqueue::Entry,
+    ) -> Option<Completed<T, B>> {
         let ud = cqe.user_data();
         if ud == WAKE || ud == CANCEL {
             return None;
         }
         let id = OpId(ud);
-        let (key, bytes, status, data, value, fd) = {
-            let mut ops = lock(&self.ops);
-            if id.tag() != self.tag {
-                return None;
-            }
-            let slot = ops.slots.get_mut(id.index())?;
-            if !slot.live || slot.generation != id.generation() {
-                return None;
-            }
-            let (bytes, status, data, iov) = slot.lent.finish(cqe.result(), slot.timer);
-            if iov.has_capacity() {
-                slot.iov = iov;
-            }
-            slot.live = false;
-            let value = slot.value.take().expect("a live slot holds its value");
-            let fd = slot.fd.take();
-            let key = slot.key;
-            ops.free.push(id.index() as u32);
-            (key, bytes, status, data, value, fd)
-        };
-        if let Some(fd) = &fd {
-            fd.pending.fetch_sub(1, Ordering::Relaxed);
+        if id.tag() != self.tag {
+            return None;
         }
-        // The last operation on a dropped handle closes the fd here, outside the table lock.
-        drop(fd);
-        Some(Packet {
+        let slot = ops.slots.get_mut(id.index())?;
+        if !slot.live || slot.generation != id.generation() {
+            return None;
+        }
+        let (bytes, status, data, iov) = slot.lent.finish(cqe.result(), slot.timer);
+        if iov.has_capacity() {
+            slot.iov = iov;
+        }
+        slot.live = false;
+        let value = slot.value.take().expect("a live slot holds its value");
+        let fd = slot.fd.take();
+        let key = slot.key;
+        ops.free.push(id.index() as u32);
+        let packet = Packet {
             key,
             bytes,
             status,
             op: Some(id),
             value,
             data,
-        })
+        };
+        Some((packet, fd))
     }
 
     /// Requests cancellation of `id` if it is in flight.
@@ -335,12 +360,7 @@ impl<T, B: IoBuf> Io<T, B> {
             let _ = self
                 .ring
                 .wait(Some(Instant::now() + Duration::from_millis(10)));
-            self.ring.reap(true, &mut |cqe| {
-                if let Some(p) = self.complete(&cqe) {
-                    place(p);
-                    self.in_flight.fetch_sub(1, Ordering::SeqCst);
-                }
-            });
+            self.reap(true, usize::MAX, place);
         }
     }
 }

@@ -708,12 +708,25 @@ impl<T: Send + 'static, B: IoBuf> Inner<T, B> {
 
     /// Reaps what completions are there without blocking and places their packets.
     fn reap_now(&self, io: &Io<T, B>) -> usize {
-        io.ring.reap(false, &mut |cqe| {
-            if let Some(p) = io.complete(&cqe) {
-                self.place(p);
-                io.in_flight.fetch_sub(1, Ordering::SeqCst);
-            }
-        })
+        io.reap(false, usize::MAX, &mut |p| self.place(p))
+    }
+
+    /// For a thread that holds a slot, with nothing queued: takes up to `max` completions straight
+    /// from the ring, skipping the queue (FIFO holds: the queue is empty and the ring is in order).
+    fn reap_direct(&self, io: &Io<T, B>, max: usize, out: &mut dyn FnMut(Packet<T, B>)) -> usize {
+        if max == 0 || self.maybe_queued() || self.closed.load(Ordering::SeqCst) {
+            return 0;
+        }
+        let n = io.reap(false, max, out);
+        if n > 0 {
+            let shard = self.shard();
+            // Never queued: counted posted and delivered at once.
+            shard
+                .posts
+                .fetch_add((n as u64) << POSTING_BITS, Ordering::Relaxed);
+            shard.delivered.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        n
     }
 }
 
@@ -974,7 +987,8 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         Ok(n)
     }
 
-    /// Moves up to `max` queued packets into `out` for a thread that already holds a slot.
+    /// Moves up to `max` queued packets, then completions waiting in the ring, into `out`, for a
+    /// thread that already holds a slot.
     fn drain(&self, out: &mut Vec<Packet<T, B>>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
@@ -989,6 +1003,9 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 .shard()
                 .delivered
                 .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if let Some(io) = self.inner.io.get() {
+            n += self.inner.reap_direct(io, max - n, &mut |p| out.push(p));
         }
         n
     }
@@ -1042,10 +1059,16 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 return Ok(packet);
             }
             if let Some(io) = inner.io.get() {
-                // Completions nobody has reaped yet (no thread was waiting in the kernel).
-                if inner.reap_now(io) > 0 {
-                    if let Some(packet) = self.try_take(holding) {
+                // Completions nobody has reaped yet (no thread was waiting in the kernel): take the
+                // oldest straight from the ring if we may run one.
+                if holding || inner.try_acquire() {
+                    let mut got = None;
+                    inner.reap_direct(io, 1, &mut |p| got = Some(p));
+                    if let Some(packet) = got {
                         return Ok(packet);
+                    }
+                    if !holding {
+                        inner.release_slot();
                     }
                 }
             }
@@ -1133,17 +1156,14 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             // Queued packets first (FIFO), then the oldest completion.
             let mut mine = if acquired { inner.pop() } else { None };
             let mut direct = false;
-            io.ring.reap(true, &mut |cqe| {
-                if let Some(p) = io.complete(&cqe) {
-                    // Once the port is closing, completions (its own cancellations among them)
-                    // belong to `close`, not to a waiter.
-                    if acquired && mine.is_none() && !inner.closed.load(Ordering::SeqCst) {
-                        mine = Some(p);
-                        direct = true;
-                    } else {
-                        inner.place(p);
-                    }
-                    io.in_flight.fetch_sub(1, Ordering::SeqCst);
+            io.reap(true, usize::MAX, &mut |p| {
+                // Once the port is closing, completions (its own cancellations among them) belong
+                // to `close`, not to a waiter.
+                if acquired && mine.is_none() && !inner.closed.load(Ordering::SeqCst) {
+                    mine = Some(p);
+                    direct = true;
+                } else {
+                    inner.place(p);
                 }
             });
             if let Some(packet) = mine {

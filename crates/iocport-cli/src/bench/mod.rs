@@ -1,6 +1,6 @@
 //! `iocport bench`: suites of cases, each run for iocport and its peers side by side.
 //!
-//! A *suite* (one sibling module per suite: `port.rs`, later `nop.rs`, `file.rs`, ...) is a list of
+//! A *suite* (one sibling module per suite: `port.rs`, `nop.rs`, `file.rs`, `echo.rs`) is a list of
 //! *cases*. In a case every *system* (iocport and each peer) runs the same workload; the runner here
 //! interleaves them round by round, rotating the order each round, so that noise on a shared machine
 //! hits every system alike, and reports the **median** over the rounds of every metric.
@@ -9,12 +9,19 @@
 //! how many times faster iocport is, and optionally written as a JSON array.
 //!
 //! Metric names carry their unit, and the unit says which direction is better: a name ending in
-//! `_per_s` is a rate (higher is better); anything else is a time in nanoseconds (lower is better).
+//! `_per_s` is a rate (higher is better), and so is `iops` (I/O operations per second, the file
+//! suite's metric, named as fio names it); anything else is a time in nanoseconds (lower is better).
 
+mod echo;
+mod file;
+mod nop;
 mod port;
+mod wake;
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::thread;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -77,7 +84,7 @@ pub(crate) struct Record {
 
 /// Whether a larger value of `metric` is better (a rate) or worse (a time).
 pub(crate) fn higher_is_better(metric: &str) -> bool {
-    metric.ends_with("_per_s")
+    metric.ends_with("_per_s") || metric == "iops"
 }
 
 /// A goal iocport should meet in one case, checked after the run.
@@ -108,6 +115,14 @@ pub(crate) enum Goal {
         /// The peer's system name.
         peer: &'static str,
         /// The fraction of the peer's rate that must be reached.
+        factor: f64,
+    },
+    /// At least `factor` times the best (highest) rate among `peers` that were measured; peers
+    /// that were skipped do not count, and the goal is "not measured" when none was.
+    AtLeastFactorOfBest {
+        /// The peers' system names.
+        peers: &'static [&'static str],
+        /// The fraction of the best peer's rate that must be reached.
         factor: f64,
     },
 }
@@ -221,6 +236,29 @@ pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The number of CPUs this process may run on (what a concurrency value of 0 means).
+pub(crate) fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Joins a scoped thread, turning a panic into an error.
+pub(crate) fn join<T>(h: thread::ScopedJoinHandle<'_, Result<T, String>>) -> Result<T, String> {
+    h.join()
+        .unwrap_or_else(|_| Err("a benchmark thread panicked".to_owned()))
+}
+
+/// The `(metric, value)` pairs one round of one system measured.
+pub(crate) type Values = Vec<(&'static str, f64)>;
+
+/// The longest any single blocking wait in the I/O suites may take before the round fails: a lost
+/// completion shows as an error, never as a hung benchmark.
+pub(crate) const IO_WAIT: Duration = Duration::from_secs(10);
+
+/// The note for a peer that needs an external tool which is not installed.
+pub(crate) fn missing_tool_note(tool: &str, systems: &str) -> String {
+    format!("{tool} not found: {systems} skipped (install it with `bash scripts/bench-deps.sh`)")
+}
+
 /// A suite: its name and its entry point.
 struct Suite {
     name: &'static str,
@@ -228,10 +266,28 @@ struct Suite {
 }
 
 /// Every suite, in the order `iocport bench` with no names runs them.
-const SUITES: &[Suite] = &[Suite {
-    name: "port",
-    run: port::run,
-}];
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "port",
+        run: port::run,
+    },
+    Suite {
+        name: "nop",
+        run: nop::run,
+    },
+    Suite {
+        name: "file",
+        run: file::run,
+    },
+    Suite {
+        name: "echo",
+        run: echo::run,
+    },
+    Suite {
+        name: "wake",
+        run: wake::run,
+    },
+];
 
 /// Runs the named suites (all when empty), prints the table, and writes the JSON records to `json`.
 pub fn run(suites: &[String], quick: bool, json: Option<&Path>) -> Result<(), String> {
@@ -279,7 +335,11 @@ pub fn run(suites: &[String], quick: bool, json: Option<&Path>) -> Result<(), St
 /// A value with its unit, for the table.
 fn show_value(metric: &str, value: f64) -> String {
     if higher_is_better(metric) {
-        format!("{:.2} M/s", value / 1e6)
+        if value >= 1e6 {
+            format!("{:.2} M/s", value / 1e6)
+        } else {
+            format!("{:.1} k/s", value / 1e3)
+        }
     } else if value >= 100_000.0 {
         format!("{:.1} us", value / 1e3)
     } else {
@@ -429,6 +489,27 @@ fn check(t: &Target, records: &[Record]) -> String {
             let what = format!("{op} {factor}x {peer} = {}", show_value(t.metric, limit));
             (met, limit, what)
         }
+        Goal::AtLeastFactorOfBest { peers, factor } => {
+            let best = peers
+                .iter()
+                .filter_map(|&p| find(p).map(|v| (p, v)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((peer, theirs)) = best else {
+                return format!(
+                    "{}/{}: none of {} measured",
+                    t.case,
+                    t.metric,
+                    peers.join(", ")
+                );
+            };
+            let limit = factor * theirs;
+            let what = format!(
+                ">= {factor}x best of ({}) = {peer}: {}",
+                peers.join(", "),
+                show_value(t.metric, limit)
+            );
+            (ours >= limit, limit, what)
+        }
     };
     let verdict = if met {
         "MET".to_owned()
@@ -468,6 +549,7 @@ mod tests {
     fn speedup_direction() {
         assert!(speedup("ns_per_op", 10.0, 20.0) > 1.0);
         assert!(speedup("packets_per_s", 20.0, 10.0) > 1.0);
+        assert!(speedup("iops", 20.0, 10.0) > 1.0);
     }
 
     #[test]
