@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,9 +34,13 @@ fn associated() -> &'static StdMutex<HashSet<RawFd>> {
 pub(crate) struct FdEntry {
     fd: OwnedFd,
     /// FILE_SKIP_COMPLETION_PORT_ON_SUCCESS: try operations synchronously first.
-    pub(crate) skip_on_success: AtomicBool,
+    /// Which operations skip-on-success applies to: [`SKIP_READS`] and/or [`SKIP_WRITES`].
+    pub(crate) skip_on_success: AtomicU8,
     /// Operations in flight on this fd.
     pub(crate) pending: AtomicUsize,
+    /// Opened with `O_DIRECT`: a synchronous first try would wait for the device, so skip-on-success
+    /// sends its reads and writes straight to the ring.
+    pub(crate) direct: bool,
 }
 
 impl FdEntry {
@@ -49,6 +53,9 @@ impl FdEntry {
                 source: std::io::Error::last_os_error(),
             });
         }
+        // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
+        let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+        let direct = flags != -1 && flags & libc::O_DIRECT != 0;
         if !lock_set().insert(raw) {
             // Someone else owns the number too (a duplicated `from_raw_fd`): give it back unclosed,
             // which is what its other owner expects.
@@ -57,8 +64,9 @@ impl FdEntry {
         }
         Ok(FdEntry {
             fd,
-            skip_on_success: AtomicBool::new(false),
+            skip_on_success: AtomicU8::new(0),
             pending: AtomicUsize::new(0),
+            direct,
         })
     }
 
@@ -100,6 +108,8 @@ struct Ops<T, B> {
     free: Vec<u32>,
     /// Set when the port closes: no operation starts after it.
     closed: bool,
+    /// Operations started whose packet has not yet been placed.
+    in_flight: usize,
 }
 
 /// The I/O half of a port: the ring and the operations in flight on it.
@@ -107,9 +117,8 @@ pub(crate) struct Io<T, B: IoBuf> {
     pub(crate) ring: Uring,
     /// This port's tag in every [`OpId`].
     tag: u16,
+    /// The op table; its lock also makes the holder the submission queue's only producer.
     ops: Mutex<Ops<T, B>>,
-    /// Operations submitted whose packet has not yet been placed.
-    pub(crate) in_flight: AtomicUsize,
 }
 
 /// How an operation should be started.
@@ -120,7 +129,7 @@ pub(crate) struct Start<'a> {
     pub(crate) defer: bool,
 }
 
-impl<T: Send + 'static, B: IoBuf> Io<T, B> {
+impl<T, B: IoBuf> Io<T, B> {
     pub(crate) fn new(entries: u32) -> Result<Io<T, B>, Error> {
         static NEXT_TAG: AtomicUsize = AtomicUsize::new(0);
         let tag = (NEXT_TAG.fetch_add(1, Ordering::Relaxed) % usize::from(MAX_TAG)) as u16 + 1;
@@ -131,8 +140,8 @@ impl<T: Send + 'static, B: IoBuf> Io<T, B> {
                 slots: Vec::new(),
                 free: Vec::new(),
                 closed: false,
+                in_flight: 0,
             }),
-            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -166,7 +175,7 @@ impl<T: Send + 'static, B: IoBuf> Io<T, B> {
                 data: req.into_data(),
             });
         }
-        let (id, entry) = {
+        let queued = {
             let mut ops = lock(&self.ops);
             if ops.closed {
                 return Err(OpError {
@@ -220,32 +229,68 @@ impl<T: Send + 'static, B: IoBuf> Io<T, B> {
             let id = OpId::new(self.tag, index, slot.generation);
             let entry = slot.lent.prepare(raw, req, iov).user_data(id.0);
             // Counted under the lock: `cancel_all_and_drain` either refused us or waits for us.
-            self.in_flight.fetch_add(1, Ordering::SeqCst);
-            (id, entry)
+            ops.in_flight += 1;
+            // SAFETY: we hold the op table's lock, so we are the submission queue's only producer;
+            // every pointer in `entry` points into the slot (boxed: it never moves), which keeps its
+            // contents until `reap` takes this entry's completion; the port waits for every operation
+            // in flight before it frees the slots.
+            let queued = unsafe { self.ring.queue(&entry) };
+            (id, entry, queued)
         };
         if let Some(fd) = start.fd {
             fd.pending.fetch_add(1, Ordering::Relaxed);
         }
-        // SAFETY: every pointer in `entry` points into the slot (boxed: it never moves), which keeps
-        // its contents until `complete` reaps this entry's completion; the port waits for every
-        // operation in flight before it frees the slots.
-        let pushed = unsafe {
-            self.ring
-                .push(&mut std::iter::once(entry), !start.defer, reap)
-        };
-        if let Err(e) = pushed {
-            // The entry is queued; the next `io_uring_enter` (the leader's wait) submits it.
-            tracing_hint(op, raw, &e);
+        let (id, entry, queued) = queued;
+        if !queued {
+            self.queue_when_room(&entry, reap);
+        }
+        if !start.defer {
+            if let Err(e) = self.ring.submit(reap) {
+                // The entry stays queued; the next `io_uring_enter` (the leader's wait) submits it.
+                tracing_hint(op, raw, &e);
+            }
         }
         Ok(id)
+    }
+
+    /// The submission queue was full: submit what is there and queue `entry` once there is room.
+    fn queue_when_room(&self, entry: &io_uring::squeue::Entry, reap: &mut dyn FnMut()) {
+        loop {
+            if let Err(e) = self.ring.submit(reap) {
+                tracing_hint("submit", -1, &e);
+                std::thread::yield_now();
+            }
+            let _ops = lock(&self.ops);
+            // SAFETY: as in `submit`: the lock is held, the entry's memory is the slot's (or none).
+            if unsafe { self.ring.queue(entry) } {
+                return;
+            }
+        }
+    }
+
+    /// Queues and submits one of the port's own entries (cancellations).
+    fn control(&self, entry: io_uring::squeue::Entry) -> std::io::Result<()> {
+        let queued = {
+            let _ops = lock(&self.ops);
+            // SAFETY: the lock is held; a cancellation points to no memory of ours.
+            unsafe { self.ring.queue(&entry) }
+        };
+        if !queued {
+            self.queue_when_room(&entry, &mut || {});
+        }
+        self.ring.submit(&mut || {})
+    }
+
+    /// Operations started whose packet has not yet been placed.
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.ops).in_flight
     }
 }
 
 impl<T, B: IoBuf> Io<T, B> {
     /// Submits what `batch` left queued.
     pub(crate) fn flush(&self, reap: &mut dyn FnMut()) {
-        // SAFETY: pushing no entry lends no memory.
-        if let Err(e) = unsafe { self.ring.push(&mut std::iter::empty(), true, reap) } {
+        if let Err(e) = self.ring.submit(reap) {
             tracing_hint("batch", -1, &e);
         }
     }
@@ -263,6 +308,13 @@ impl<T, B: IoBuf> Io<T, B> {
         let mut placed = 0;
         self.ring.reap(block, max, &mut |cqe| {
             let ops = ops.get_or_insert_with(|| lock(&self.ops));
+            if cqe.user_data() == WAKE && !cqueue::more(cqe.flags()) && !ops.closed {
+                // The kernel ended the multishot wake-up poll: arm it again (the next
+                // `io_uring_enter` submits it). If the queue is full, the entry waits in the
+                // overflow of the next submission, so try again on the next reap.
+                // SAFETY: the lock is held; the poll points to no memory of ours.
+                let _ = unsafe { self.ring.queue(&self.ring.wake_poll()) };
+            }
             if let Some((packet, fd)) = self.complete(ops, &cqe) {
                 if let Some(fd) = fd {
                     fd.pending.fetch_sub(1, Ordering::Relaxed);
@@ -271,18 +323,14 @@ impl<T, B: IoBuf> Io<T, B> {
                 }
                 place(packet);
                 placed += 1;
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                ops.in_flight -= 1;
             }
         });
         placed
     }
 
     /// Turns a completion into its packet, freeing the slot; `None` for the port's own entries.
-    fn complete(
-        &self,
-        ops: &mut Ops<T, B>,
-        cqe: &cqueue::Entry,
-    ) -> Option<Completed<T, B>> {
+    fn complete(&self, ops: &mut Ops<T, B>, cqe: &cqueue::Entry) -> Option<Completed<T, B>> {
         let ud = cqe.user_data();
         if ud == WAKE || ud == CANCEL {
             return None;
@@ -324,8 +372,7 @@ impl<T, B: IoBuf> Io<T, B> {
                 _ => return Err(Error::NotFound { id }),
             }
         }
-        self.ring
-            .cancel(types::CancelBuilder::user_data(id.0))
+        self.control(cancel_entry(types::CancelBuilder::user_data(id.0)))
             .map_err(|source| Error::Submit {
                 op: "cancel",
                 fd: -1,
@@ -338,13 +385,14 @@ impl<T, B: IoBuf> Io<T, B> {
         if fd.pending.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        self.ring
-            .cancel(types::CancelBuilder::fd(types::Fd(fd.raw())).all())
-            .map_err(|source| Error::Submit {
-                op: "cancel",
-                fd: fd.raw(),
-                source,
-            })
+        self.control(cancel_entry(
+            types::CancelBuilder::fd(types::Fd(fd.raw())).all(),
+        ))
+        .map_err(|source| Error::Submit {
+            op: "cancel",
+            fd: fd.raw(),
+            source,
+        })
     }
 
     /// Cancels everything in flight and hands each packet to `place` until nothing is left. Cancels
@@ -352,9 +400,9 @@ impl<T, B: IoBuf> Io<T, B> {
     pub(crate) fn cancel_all_and_drain(&self, place: &mut dyn FnMut(Packet<T, B>)) {
         lock(&self.ops).closed = true;
         let mut next_cancel = Instant::now();
-        while self.in_flight.load(Ordering::SeqCst) > 0 {
+        while self.in_flight() > 0 {
             if Instant::now() >= next_cancel {
-                let _ = self.ring.cancel(types::CancelBuilder::any().all());
+                let _ = self.control(cancel_entry(types::CancelBuilder::any().all()));
                 next_cancel = Instant::now() + Duration::from_millis(10);
             }
             let _ = self
@@ -363,6 +411,13 @@ impl<T, B: IoBuf> Io<T, B> {
             self.reap(true, usize::MAX, place);
         }
     }
+}
+
+/// A cancellation request; its own completion is ignored.
+fn cancel_entry(builder: types::CancelBuilder) -> io_uring::squeue::Entry {
+    io_uring::opcode::AsyncCancel2::new(builder)
+        .build()
+        .user_data(CANCEL)
 }
 
 /// Submission errors leave the entry queued for the next `io_uring_enter`; nothing is lost, but the
@@ -375,16 +430,33 @@ impl<T, B: IoBuf> Drop for Io<T, B> {
     /// The last safety net: if operations are still in flight (every handle and port dropped without
     /// a `close` that waited), cancel them and wait for the kernel before the slots are freed.
     fn drop(&mut self) {
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
+        if self.in_flight() > 0 {
             self.cancel_all_and_drain(&mut drop);
         }
     }
 }
 
+/// Skip-on-success for `read`, `read_at` and `recv`.
+pub(crate) const SKIP_READS: u8 = 1;
+/// Skip-on-success for `write`, `write_at` and `send`.
+pub(crate) const SKIP_WRITES: u8 = 2;
+
+/// Whether `req` is one that skip-on-success set to `mode` tries at once.
+pub(crate) fn skips<B>(mode: u8, req: &Request<B>) -> bool {
+    match req {
+        Request::Read { .. } | Request::Recv { .. } => mode & SKIP_READS != 0,
+        Request::Write { .. } | Request::Send { .. } => mode & SKIP_WRITES != 0,
+        _ => false,
+    }
+}
+
 /// The synchronous first try of an operation on a skip-on-success handle: `Some(result)` if it
 /// completed (or failed) at once, `None` if it would block and must go to the kernel.
-pub(crate) fn try_now<B: IoBuf>(fd: RawFd, req: &mut Request<B>) -> Option<isize> {
+pub(crate) fn try_now<B: IoBuf>(fd: &FdEntry, req: &mut Request<B>) -> Option<isize> {
+    let direct = fd.direct;
+    let fd = fd.raw();
     let rc = match req {
+        Request::Read { .. } | Request::Write { .. } if direct => return None,
         Request::Read { buf, offset } => {
             let iov = libc::iovec {
                 iov_base: buf.as_mut_ptr().cast(),

@@ -624,8 +624,7 @@ impl<T, B: IoBuf> Inner<T, B> {
         st.leader_asleep = false;
         drop(st);
         if let Some(io) = self.io.get() {
-            // A failure leaves the leader to its timeout; there is nothing better to do here.
-            let _ = io.ring.wake();
+            io.ring.wake();
         }
     }
 
@@ -699,7 +698,7 @@ impl<T: Send + 'static, B: IoBuf> Inner<T, B> {
         let mut queued = self.shut()?;
         if let Some(io) = self.io.get() {
             // The leader sees `closed` and resigns.
-            let _ = io.ring.wake();
+            io.ring.wake();
             io.cancel_all_and_drain(&mut |p| self.place(p));
             queued.append(&mut lock(&self.state).late);
         }

@@ -548,6 +548,8 @@ fn on_packet(
                     .map_err(|e| format!("TCP_NODELAY: {e}"))?;
                 match port.associate(stream, CONN) {
                     Ok(h) => {
+                        // A 128-byte echo nearly always fits in the socket buffer: send at once.
+                        h.set_skip_on_success_writes(true);
                         let h = Arc::new(h);
                         let buf = vec![0; SERVER_BUF];
                         started(h.recv(buf, 0, Op::Recv(Arc::clone(&h))), ready)?;

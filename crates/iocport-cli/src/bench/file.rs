@@ -9,10 +9,12 @@
 //!
 //! Systems, each keeping `depth` reads in flight for [`RUNTIME`] (a fifth of it with `--quick`):
 //! - `iocport`: `depth` `read_at` operations on one associated file, with CPUs worker threads
-//!   calling `get`; each completion starts the next read with the same buffer.
-//! - `iocport+skip`: the same with the handle in skip-on-success mode (after the first `depth`
-//!   reads are in flight): a read that can complete at once (`RWF_NOWAIT`) does so on the calling
-//!   worker, with no packet. Not a peer: it shows what the synchronous fast path is worth.
+//!   calling `get`; each completion starts the next read with the same buffer. The handle is in
+//!   skip-on-success mode (after the first `depth` reads are in flight), as a file server would use
+//!   it: a read that can complete at once (`RWF_NOWAIT`, data in the page cache) does so on the
+//!   calling worker, with no packet; O_DIRECT reads always go through the ring.
+//! - `iocport-ring`: the same without skip-on-success: every read goes through io_uring. Not a
+//!   peer: it shows what the synchronous fast path is worth.
 //! - `fio-io_uring`: fio, `ioengine=io_uring`, `iodepth=depth`, one job.
 //! - `fio-psync`: fio, `ioengine=psync` (blocking `pread`), `numjobs=depth` threads.
 //! - `pread`: a pool of `depth` Rust threads each calling `pread` in a loop.
@@ -48,7 +50,7 @@ const FIO_URING: &str = "fio-io_uring";
 const FIO_PSYNC: &str = "fio-psync";
 const PREAD: &str = "pread";
 /// iocport with skip-on-success on the file's handle.
-const IOCPORT_SKIP: &str = "iocport+skip";
+const IOCPORT_RING: &str = "iocport-ring";
 /// The fio engines, for the targets.
 const FIO_PEERS: &[&str] = &[FIO_URING, FIO_PSYNC];
 
@@ -139,8 +141,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     report.notes.push(format!(
         "file_*: 4 KiB random reads of a {} MiB file in {}; {} round(s) of {:.1}s per system; \
          iocport runs {} worker thread(s) calling get; fio{} runs with --thread --norandommap \
-         --invalidate=0, psync with numjobs = depth; iocport+skip is iocport with \
-         skip-on-success on the file's handle (reads first tried at once with RWF_NOWAIT)",
+         --invalidate=0, psync with numjobs = depth; iocport uses \
+         skip-on-success on the file's handle (reads first tried at once with RWF_NOWAIT), \
+         iocport-ring does not",
         size >> 20,
         base.display(),
         file_cfg.rounds,
@@ -199,8 +202,8 @@ fn file_case(cfg: &Config, w: &Workload<'_>, fio: bool) -> Result<Vec<Record>, S
     let case = format!("file_{}_qd{}", w.mode.name(), w.depth);
     let w = *w;
     let mut contenders = vec![
-        Contender::new(IOCPORT, move || read_iocport(&w, false)),
-        Contender::new(IOCPORT_SKIP, move || read_iocport(&w, true)),
+        Contender::new(IOCPORT, move || read_iocport(&w, true)),
+        Contender::new(IOCPORT_RING, move || read_iocport(&w, false)),
     ];
     if fio {
         contenders.push(Contender::new(FIO_URING, move || read_fio(&w, "io_uring")));
@@ -589,7 +592,7 @@ const FILE_KEY: usize = 1;
 /// reads in flight are drained, and the worker that takes the last one closes the port, which
 /// wakes the others.
 ///
-/// With `skip` (system `iocport+skip`), the handle is switched to skip-on-success once the first
+/// With `skip` (system `iocport`; without it, `iocport-ring`), the handle is switched to skip-on-success once the first
 /// reads are in flight: a worker's next read is first tried at once (`RWF_NOWAIT`) and, when that
 /// succeeds, served on the spot without a packet.
 fn read_iocport(w: &Workload<'_>, skip: bool) -> Result<Values, String> {
