@@ -132,7 +132,15 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         })
     }
 
-    fn start_port_op(&self, key: usize, req: Request<B>, value: T) -> Result<OpId, OpError<T, B>> {
+    /// Starts `req` on `fd` (or on no fd) under `key`: sets up the ring if needed and submits it,
+    /// or only queues it inside a `batch`.
+    fn start(
+        &self,
+        key: usize,
+        fd: Option<&Arc<FdEntry>>,
+        req: Request<B>,
+        value: T,
+    ) -> Result<OpId, OpError<T, B>> {
         let io = match self.io() {
             Ok(io) => io,
             Err(error) => {
@@ -145,10 +153,14 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         };
         let start = Start {
             key,
-            fd: None,
+            fd,
             defer: deferred(self.id()),
         };
         io.submit(start, req, value, &mut || self.reap_pending())
+    }
+
+    fn start_port_op(&self, key: usize, req: Request<B>, value: T) -> Result<OpId, OpError<T, B>> {
+        self.start(key, None, req, value)
     }
 
     /// Starts an operation that does nothing and completes at once: its packet goes through the
@@ -253,22 +265,8 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
                 return Ok(Started::Done(done_now(self.key, rc, req, value)));
             }
         }
-        let io = match self.port.io() {
-            Ok(io) => io,
-            Err(error) => {
-                return Err(OpError {
-                    error,
-                    value,
-                    data: req.into_data(),
-                })
-            }
-        };
-        let start = Start {
-            key: self.key,
-            fd: Some(&self.fd),
-            defer: deferred(self.port.id()),
-        };
-        io.submit(start, req, value, &mut || self.port.reap_pending())
+        self.port
+            .start(self.key, Some(&self.fd), req, value)
             .map(Started::Pending)
     }
 

@@ -227,7 +227,7 @@ impl<T, B: IoBuf> Io<T, B> {
                 _ => IoVecs::default(),
             };
             let id = OpId::new(self.tag, index, slot.generation);
-            let entry = slot.lent.prepare(raw, req, iov).user_data(id.0);
+            let entry = slot.lent.prepare(raw, req, iov).user_data(id.user_data());
             // Counted under the lock: `cancel_all_and_drain` either refused us or waits for us.
             ops.in_flight += 1;
             // SAFETY: we hold the op table's lock, so we are the submission queue's only producer;
@@ -335,7 +335,7 @@ impl<T, B: IoBuf> Io<T, B> {
         if ud == WAKE || ud == CANCEL {
             return None;
         }
-        let id = OpId(ud);
+        let id = OpId::from_user_data(ud)?;
         if id.tag() != self.tag {
             return None;
         }
@@ -372,12 +372,14 @@ impl<T, B: IoBuf> Io<T, B> {
                 _ => return Err(Error::NotFound { id }),
             }
         }
-        self.control(cancel_entry(types::CancelBuilder::user_data(id.0)))
-            .map_err(|source| Error::Submit {
-                op: "cancel",
-                fd: -1,
-                source,
-            })
+        self.control(cancel_entry(types::CancelBuilder::user_data(
+            id.user_data(),
+        )))
+        .map_err(|source| Error::Submit {
+            op: "cancel",
+            fd: -1,
+            source,
+        })
     }
 
     /// Requests cancellation of every operation on `fd`.

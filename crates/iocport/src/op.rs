@@ -23,7 +23,7 @@ use crate::port::{Data, Status};
 /// is reused afterwards under a new generation, so a stale id, or one from another port, can never
 /// cancel someone else's operation. (Generations wrap after 2^24 reuses of one slot.)
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OpId(pub(crate) u64);
+pub struct OpId(pub(crate) std::num::NonZeroU64);
 
 /// Bits of an [`OpId`] (its io_uring `user_data`): slot index, generation, port tag.
 pub(crate) const INDEX_BITS: u32 = 24;
@@ -33,24 +33,34 @@ pub(crate) const GENERATION_BITS: u32 = 24;
 pub(crate) const MAX_TAG: u16 = u16::MAX - 1;
 
 impl OpId {
+    /// `tag` and `generation` are never 0, so neither is the id (an `Option<OpId>` costs nothing).
     pub(crate) fn new(tag: u16, index: u32, generation: u32) -> OpId {
-        OpId(
-            (u64::from(tag) << (INDEX_BITS + GENERATION_BITS))
-                | (u64::from(generation) << INDEX_BITS)
-                | u64::from(index),
-        )
+        let raw = (u64::from(tag) << (INDEX_BITS + GENERATION_BITS))
+            | (u64::from(generation) << INDEX_BITS)
+            | u64::from(index);
+        OpId(std::num::NonZeroU64::new(raw).expect("port tags start at 1"))
+    }
+
+    /// From a completion's `user_data`; `None` for 0, which no operation uses.
+    pub(crate) fn from_user_data(ud: u64) -> Option<OpId> {
+        std::num::NonZeroU64::new(ud).map(OpId)
+    }
+
+    /// The io_uring `user_data` of the operation.
+    pub(crate) fn user_data(self) -> u64 {
+        self.0.get()
     }
 
     pub(crate) fn index(self) -> usize {
-        (self.0 & ((1 << INDEX_BITS) - 1)) as usize
+        (self.user_data() & ((1 << INDEX_BITS) - 1)) as usize
     }
 
     pub(crate) fn generation(self) -> u32 {
-        ((self.0 >> INDEX_BITS) & ((1 << GENERATION_BITS) - 1)) as u32
+        ((self.user_data() >> INDEX_BITS) & ((1 << GENERATION_BITS) - 1)) as u32
     }
 
     pub(crate) fn tag(self) -> u16 {
-        (self.0 >> (INDEX_BITS + GENERATION_BITS)) as u16
+        (self.user_data() >> (INDEX_BITS + GENERATION_BITS)) as u16
     }
 }
 

@@ -440,6 +440,19 @@ struct State<T, B> {
     late: Vec<Packet<T, B>>,
 }
 
+impl<T, B> State<T, B> {
+    /// Moves the follower on top of the stack to the leader's place (the caller wakes it with
+    /// `promote` once the lock is released). `sleepers` is unchanged: it counts both.
+    fn top_to_leader(&mut self) -> Option<Arc<Waiter<T, B>>> {
+        let next = self.waiters.pop()?;
+        if next.holds_slot.load(Ordering::Relaxed) {
+            self.holders -= 1;
+        }
+        self.leader = Some(next.clone());
+        Some(next)
+    }
+}
+
 struct Inner<T, B: IoBuf> {
     concurrency: usize,
     /// Set once, by `close` or when the last handle is dropped.
@@ -497,6 +510,7 @@ impl<T, B: IoBuf> Inner<T, B> {
     }
 
     /// Queues `packet` behind every packet queued before it.
+    #[inline]
     fn push(&self, packet: Packet<T, B>) {
         let packet = if self.spilled.load(Ordering::Acquire) {
             packet
@@ -532,6 +546,7 @@ impl<T, B: IoBuf> Inner<T, B> {
     }
 
     /// Takes the oldest queued packet.
+    #[inline]
     fn pop(&self) -> Option<Packet<T, B>> {
         if let Some(packet) = self.ring.pop() {
             return Some(packet);
@@ -630,6 +645,7 @@ impl<T, B: IoBuf> Inner<T, B> {
 
     /// Queues `packet` (a post, or a completion) behind the packets queued before it and hands it
     /// to a waiter if one may take it; on a closed port gives it back.
+    #[inline]
     fn post(&self, packet: Packet<T, B>) -> Result<(), Packet<T, B>> {
         let shard = self.shard();
         if shard.posts.fetch_add(1, Ordering::Acquire) & CLOSED_BIT != 0 {
@@ -1011,6 +1027,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
 
     /// Takes a queued packet if the rules allow it now: a thread holding a slot always may; any other
     /// thread needs a free slot.
+    #[inline]
     fn try_take(&self, holding: bool) -> Option<Packet<T, B>> {
         let inner = &*self.inner;
         let packet = if holding {
@@ -1032,7 +1049,33 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     }
 
     /// One packet for this thread, by the rules of `slot`.
-    fn take(&self, mut slot: Slot, timeout: Option<Duration>) -> Result<Packet<T, B>, GetError> {
+    #[inline]
+    fn take(&self, slot: Slot, timeout: Option<Duration>) -> Result<Packet<T, B>, GetError> {
+        // The common case, kept small: this thread holds a slot (and the count is not above the
+        // limit) and a packet is in the ring.
+        let inner = &*self.inner;
+        let keeps_slot = match slot {
+            Slot::None => false,
+            Slot::Release => inner.active.load(Ordering::SeqCst) <= inner.concurrency,
+            Slot::Hold => true,
+        };
+        if keeps_slot {
+            if let Some(packet) = inner.ring.pop() {
+                inner.shard().delivered.fetch_add(1, Ordering::Relaxed);
+                return Ok(packet);
+            }
+        }
+        self.take_slow(slot, timeout)
+    }
+
+    /// Everything but the common case of [`take`](Self::take).
+    #[cold]
+    #[inline(never)]
+    fn take_slow(
+        &self,
+        mut slot: Slot,
+        timeout: Option<Duration>,
+    ) -> Result<Packet<T, B>, GetError> {
         let inner = &*self.inner;
         if slot == Slot::Release && inner.active.load(Ordering::SeqCst) > inner.concurrency {
             // Back from a blocking section, the count is above the limit: giving our slot back
@@ -1216,14 +1259,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 st.leader_asleep = false;
                 // One sleeper fewer: we leave, and the follower moves from the stack to our place.
                 inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-                let next = st.waiters.pop();
-                if let Some(n) = &next {
-                    if n.holds_slot.load(Ordering::Relaxed) {
-                        st.holders -= 1;
-                    }
-                    st.leader = Some(n.clone());
-                }
-                next
+                st.top_to_leader()
             } else {
                 None
             }
@@ -1302,14 +1338,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 let _ = self.inner.io.set(io);
             }
             if st.leader.is_none() {
-                let next = st.waiters.pop();
-                if let Some(n) = &next {
-                    if n.holds_slot.load(Ordering::Relaxed) {
-                        st.holders -= 1;
-                    }
-                    st.leader = Some(n.clone());
-                }
-                next
+                st.top_to_leader()
             } else {
                 None
             }
