@@ -1,15 +1,16 @@
 //! The port's FIFO of queued packets: lock-free rings for the common case, with an overflow list
 //! behind the port lock for bursts larger than every ring.
 //!
-//! Each ring is a `crossbeam_queue::ArrayQueue` (Vyukov's bounded MPMC queue with per-slot stamps): a
-//! push or a pop is one CAS on a shared index and no allocation. The first holds 1,024 packets; when
-//! it is full the next, four times larger, is allocated and posts go there, up to six levels (about
-//! 1.4 M packets; a 2,000,000-packet backlog measured 0.46x crossbeam-channel's throughput through the
-//! locked overflow, and 1.6x once the rings could hold it: `bench port`, 2x2). Levels are kept for reuse. When the last
-//! is full, the poster takes the port lock, appends to the overflow `VecDeque` and raises `spilled`; while `spilled` is up, posts go
-//! to the overflow too, so packets posted one after another never overtake each other. Getters empty
-//! the ring first (it holds the older packets), then the overflow, and lower `spilled` when it is
-//! empty. Both parts only grow, never shrink, so a port in a steady state allocates nothing.
+//! Each ring is a `crossbeam_queue::ArrayQueue` (Vyukov's bounded MPMC queue with per-slot
+//! stamps): a push or a pop is one CAS on a shared index and no allocation. The first holds 1,024
+//! packets; when it is full the next, four times larger, is allocated and posts go there, up to six
+//! levels (about 1.4 M packets). A 2,000,000-packet backlog measured 0.46x crossbeam-channel's
+//! throughput through the locked overflow, and 1.6x once the rings could hold it (`bench port`,
+//! 2x2). Levels are kept for reuse. When the last is full, the poster takes the port lock, appends to
+//! the overflow `VecDeque` and raises `spilled`; while `spilled` is up, posts go to the overflow too,
+//! so packets posted one after another never overtake each other. Getters empty the rings first
+//! (they hold the older packets), then the overflow, and lower `spilled` when it is empty. Nothing
+//! shrinks, so a port in a steady state allocates nothing.
 //!
 //! Under loom the ring is a `Mutex<VecDeque>` with room for one packet, so that the models exercise
 //! the overflow path and treat the ring as the linearizable black box it is.
