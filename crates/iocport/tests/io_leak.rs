@@ -21,16 +21,6 @@ use util::DEADLINE;
 const WAIT: Option<std::time::Duration> = Some(DEADLINE);
 const OPS: u64 = 10_000;
 
-// Catches: a counter that does not count (every other test here would pass vacuously).
-#[test]
-fn counter_counts() {
-    let (n, v) = allocations_in(|| std::hint::black_box(Box::new(5u64)));
-    assert_eq!(*v, 5);
-    assert_eq!(n, 1);
-    let (n, _) = allocations_in(|| ());
-    assert_eq!(n, 0);
-}
-
 // Catches: an allocation per operation on the nop + get path (a boxed slot per op, a packet or
 // waiter allocated per get, a free list that shrinks and regrows, an allocation in the leader's
 // wait).

@@ -208,6 +208,27 @@ fn mpmc_batch(cfg: &Config) -> Result<Vec<Record>, String> {
 /// A producer's or consumer's work in one round; a consumer's returns how many packets it took.
 type Job<'a, R> = Box<dyn FnOnce() -> Result<R, String> + Send + 'a>;
 
+/// The producers of a channel peer: producer `i` sends its share of `total` packets through its own
+/// clone of `tx` with `send`, and drops it when done (so the consumers see the channel disconnect).
+fn channel_producers<'a, S: Clone + Send + 'a>(
+    total: usize,
+    producers: usize,
+    tx: S,
+    send: fn(&S, Msg) -> Result<(), String>,
+) -> Vec<Job<'a, ()>> {
+    (0..producers)
+        .map(|i| -> Job<'a, ()> {
+            let tx = tx.clone();
+            Box::new(move || {
+                for v in 0..share(total, producers, i) {
+                    send(&tx, Packet::new(DATA, 0, v))?;
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
+
 /// Runs one throughput round: every job on its own thread, all released together by a barrier.
 /// Each thread stamps the time right after the barrier and right after its job; the round lasts from
 /// the first start to the last end (so a late-scheduled coordinator cannot shorten it). `on_error`
@@ -350,19 +371,9 @@ fn mpmc_crossbeam(
     batch: bool,
 ) -> Result<Values, String> {
     let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
-    let prods = (0..producers)
-        .map(|i| -> Job<'_, ()> {
-            let tx = tx.clone();
-            Box::new(move || {
-                for v in 0..share(total, producers, i) {
-                    tx.send(Packet::new(DATA, 0, v))
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    drop(tx);
+    let prods = channel_producers(total, producers, tx, |tx, m| {
+        tx.send(m).map_err(|e| e.to_string())
+    });
     let cons = (0..consumers)
         .map(|_| -> Job<'_, usize> {
             let rx = rx.clone();
@@ -397,19 +408,9 @@ fn mpmc_crossbeam(
 fn mpmc_mpsc(total: usize, producers: usize, consumers: usize) -> Result<Values, String> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let rx = Arc::new(Mutex::new(rx));
-    let prods = (0..producers)
-        .map(|i| -> Job<'_, ()> {
-            let tx = tx.clone();
-            Box::new(move || {
-                for v in 0..share(total, producers, i) {
-                    tx.send(Packet::new(DATA, 0, v))
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    drop(tx);
+    let prods = channel_producers(total, producers, tx, |tx, m| {
+        tx.send(m).map_err(|e| e.to_string())
+    });
     let cons = (0..consumers)
         .map(|_| -> Job<'_, usize> {
             let rx = Arc::clone(&rx);

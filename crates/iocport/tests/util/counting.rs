@@ -60,3 +60,14 @@ pub fn allocations_in<R>(f: impl FnOnce() -> R) -> (u64, R) {
     ENABLED.with(|on| on.set(false));
     (ALLOCS.with(Cell::get), r)
 }
+
+// Catches: a counter that does not count (every test of a binary that includes this module would
+// pass vacuously). Runs in each binary that uses the allocator.
+#[test]
+fn counter_counts() {
+    let (n, v) = allocations_in(|| std::hint::black_box(Box::new(5u64)));
+    assert_eq!(*v, 5);
+    assert_eq!(n, 1);
+    let (n, _) = allocations_in(|| ());
+    assert_eq!(n, 0);
+}
