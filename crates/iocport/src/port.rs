@@ -56,7 +56,7 @@ use crate::buf::IoBuf;
 use crate::error::Error;
 use crate::io::Io;
 use crate::op::OpId;
-use crate::queue::Ring;
+use crate::queue::{Full, Ring};
 use crate::sync::{
     current, fence, lock, park_until, spin_until, Arc, AtomicBool, AtomicU64, AtomicU8,
     AtomicUsize, Mutex, Ordering, Thread,
@@ -406,12 +406,13 @@ const SHARDS: usize = 1;
 
 /// One shard of the port's counters.
 struct Shard {
-    /// Three things in one word, so that a post updates its shard with two atomic operations in all
-    /// and races `close` without a lock: the low [`POSTING_BITS`] count posts under way on threads of
-    /// this shard; [`CLOSED_BIT`] is set by `close`; the bits between count the packets posted. A post
-    /// adds 1 and looks at the bit in the same operation: either it sees the bit and fails, or `close`
-    /// sees it under way and waits until its packet is queued (both are read-modify-writes of one
-    /// word, so one of them comes first).
+    /// Four things in one word, so that a post updates its shard with two atomic operations in all
+    /// and races `close` and ring growth without a lock: the low [`POSTING_BITS`] count posts under
+    /// way on threads of this shard; [`CLOSED_BIT`] is set by `close` and [`GROW_BIT`] while a ring
+    /// level is added; the bits between count the packets posted. A post adds 1 and looks at the bits
+    /// in the same operation: either it sees a bit and backs off (fails, or waits for the growth),
+    /// or `close` (or the growth) sees it under way and waits until its packet is queued (both are
+    /// read-modify-writes of one word, so one of them comes first).
     posts: AtomicU64,
     delivered: AtomicU64,
 }
@@ -419,6 +420,7 @@ struct Shard {
 const POSTING_BITS: u32 = 16;
 const POSTING_MASK: u64 = (1 << POSTING_BITS) - 1;
 const CLOSED_BIT: u64 = 1 << 63;
+const GROW_BIT: u64 = 1 << 62;
 /// Added when a post ends: one more packet posted, one post fewer under way.
 const POST_DONE: u64 = (1 << POSTING_BITS) - 1;
 
@@ -462,6 +464,8 @@ struct Inner<T, B: IoBuf> {
     spilled: AtomicBool,
     /// Queued packets, oldest first (the overflow holds newer ones).
     ring: CachePadded<Ring<Packet<T, B>>>,
+    /// Serialises adding ring levels; posts that meet [`GROW_BIT`] wait on it.
+    grow: Mutex<()>,
     /// Threads counted as running a packet. Only changed by `try_acquire` (a CAS that never passes
     /// `concurrency`) and by decrements, plus `reacquire` after a blocking section.
     active: CachePadded<AtomicUsize>,
@@ -510,35 +514,68 @@ impl<T, B: IoBuf> Inner<T, B> {
         !self.ring.is_empty() || self.spilled.load(Ordering::Acquire)
     }
 
-    /// Queues `packet` behind every packet queued before it.
+    /// Queues `packet` behind every packet queued before it, or hands it back with the ring's top
+    /// level when that is full and a level may be added ([`grow`](Self::grow)). The caller counts as
+    /// a post under way.
     #[inline]
-    fn push(&self, packet: Packet<T, B>) {
+    fn push(&self, packet: Packet<T, B>) -> Result<(), (Packet<T, B>, usize)> {
         let packet = if self.spilled.load(Ordering::Acquire) {
             packet
         } else {
             match self.ring.push(packet) {
-                Ok(()) => return,
-                Err(packet) => packet,
+                Ok(()) => return Ok(()),
+                Err(Full::Grow(packet, top)) => return Err((packet, top)),
+                Err(Full::Last(packet)) => packet,
             }
         };
         let mut st = lock(&self.state);
         if self.refill(&mut st) {
-            if let Err(packet) = self.ring.push(packet) {
-                st.overflow.push_back(packet);
+            if let Err(full) = self.ring.push(packet) {
+                st.overflow.push_back(full.into_inner());
                 self.spilled.store(true, Ordering::Release);
             }
         } else {
             st.overflow.push_back(packet);
             self.spilled.store(true, Ordering::Release);
         }
+        Ok(())
+    }
+
+    /// Adds the ring level above `top` once no post is under way (see "Why growing is sealed" in
+    /// `queue.rs`). The caller does not count as a post under way. Rare: at most once per level in
+    /// the life of the port.
+    #[cold]
+    fn grow(&self, top: usize) {
+        let _one = lock(&self.grow);
+        // New posts see the bit and wait on `self.grow`.
+        self.fence_posts(GROW_BIT);
+        self.ring.grow(top);
+        for shard in &self.shards {
+            shard.posts.fetch_and(!GROW_BIT, Ordering::AcqRel);
+        }
+    }
+
+    /// Sets `bit` in every shard's posts word, so that posts starting from now on back off, then
+    /// waits until the posts already under way have finished.
+    fn fence_posts(&self, bit: u64) {
+        for shard in &self.shards {
+            shard.posts.fetch_or(bit, Ordering::AcqRel);
+        }
+        let idle = |shard: &Shard| shard.posts.load(Ordering::Acquire) & POSTING_MASK == 0;
+        for shard in &self.shards {
+            while !idle(shard) {
+                spin_until(|| idle(shard));
+            }
+        }
     }
 
     /// Moves overflow packets into the ring while it has room, oldest first. Returns `true` (and
-    /// lowers `spilled`) once the overflow is empty. The caller holds the lock.
+    /// lowers `spilled`) once the overflow is empty. The caller holds the lock. Only ever pushes to
+    /// the last ring level (the overflow is used only once that is full), so it never races growth.
     fn refill(&self, st: &mut State<T, B>) -> bool {
         while let Some(packet) = st.overflow.pop_front() {
-            if let Err(packet) = self.ring.push(packet) {
-                st.overflow.push_front(packet);
+            if let Err(full) = self.ring.push(packet) {
+                st.overflow.push_front(full.into_inner());
                 return false;
             }
         }
@@ -649,11 +686,27 @@ impl<T, B: IoBuf> Inner<T, B> {
     #[inline]
     fn post(&self, packet: Packet<T, B>) -> Result<(), Packet<T, B>> {
         let shard = self.shard();
-        if shard.posts.fetch_add(1, Ordering::Acquire) & CLOSED_BIT != 0 {
-            shard.posts.fetch_sub(1, Ordering::Release);
-            return Err(packet);
+        let mut packet = packet;
+        loop {
+            let word = shard.posts.fetch_add(1, Ordering::Acquire);
+            if word & (CLOSED_BIT | GROW_BIT) != 0 {
+                shard.posts.fetch_sub(1, Ordering::Release);
+                if word & CLOSED_BIT != 0 {
+                    return Err(packet);
+                }
+                // A level is being added: wait until it is there.
+                drop(lock(&self.grow));
+                continue;
+            }
+            match self.push(packet) {
+                Ok(()) => break,
+                Err((back, top)) => {
+                    shard.posts.fetch_sub(1, Ordering::Release);
+                    self.grow(top);
+                    packet = back;
+                }
+            }
         }
-        self.push(packet);
         // Pairs with the fence in `take` after a waiter registers: either it sees our packet, or we
         // see it on the stack and hand the packet over.
         fence(Ordering::SeqCst);
@@ -677,16 +730,8 @@ impl<T, B: IoBuf> Inner<T, B> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return None;
         }
-        // Every post from here on sees the bit and fails; wait for those already under way.
-        for shard in &self.shards {
-            shard.posts.fetch_or(CLOSED_BIT, Ordering::AcqRel);
-        }
-        let idle = |shard: &Shard| shard.posts.load(Ordering::Acquire) & POSTING_MASK == 0;
-        for shard in &self.shards {
-            while !idle(shard) {
-                spin_until(|| idle(shard));
-            }
-        }
+        // Every post from here on sees the bit and fails.
+        self.fence_posts(CLOSED_BIT);
         let (waiters, queued) = {
             let mut st = lock(&self.state);
             st.holders = 0;
@@ -852,6 +897,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 closed: AtomicBool::new(false),
                 spilled: AtomicBool::new(false),
                 ring: CachePadded::new(Ring::new()),
+                grow: Mutex::new(()),
                 active: CachePadded::new(AtomicUsize::new(0)),
                 sleepers: CachePadded::new(AtomicUsize::new(0)),
                 shards: std::array::from_fn(|_| {
@@ -1402,7 +1448,9 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             queued,
             waiting,
             active: inner.active.load(Ordering::SeqCst),
-            posted: sum(|s| (s.posts.load(Ordering::Relaxed) & !CLOSED_BIT) >> POSTING_BITS),
+            posted: sum(|s| {
+                (s.posts.load(Ordering::Relaxed) & !(CLOSED_BIT | GROW_BIT)) >> POSTING_BITS
+            }),
             delivered: sum(|s| s.delivered.load(Ordering::Relaxed)),
             parks: inner.parks.load(Ordering::Relaxed),
             wakeups: inner.wakeups.load(Ordering::Relaxed),
