@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iocport::{CompletionPort, GetError, Handle, OpError, Packet, Started};
 use mio::{Events, Interest, Poll, Token};
 
 use super::{
@@ -39,7 +38,7 @@ const THREADS: &str = "thread-per-conn";
 /// The size of one request (and of its echo).
 const MSG: usize = 128;
 /// How much a server reads at most per call.
-const SERVER_BUF: usize = 512;
+const SERVER_BUF: usize = crate::echo::BUF;
 /// How long the load runs in one round (a sixth of it with `--quick`).
 const RUNTIME: Duration = Duration::from_secs(3);
 /// How long stopping a server may take.
@@ -415,191 +414,24 @@ impl Server for ThreadServer {
 // ---------------------------------------------------------------------------------------------
 // iocport
 
-/// What an operation of the iocport server is, with the handle of the socket it runs on: the
-/// worker that gets its packet starts the next operation on that handle. A connection's handle
-/// lives as long as an operation holds it, so its socket closes when the last one ends (the recv
-/// that reads end-of-stream, or a failed send).
-enum Op {
-    /// An accept on the listener.
-    Accept(Arc<Handle<Op>>),
-    /// A recv on a connection.
-    Recv(Arc<Handle<Op>>),
-    /// A send of the echo on a connection.
-    Send(Arc<Handle<Op>>),
-}
-
-/// Completion key of the listener.
-const LISTENER: usize = 0;
-/// Completion key of the connections.
-const CONN: usize = 1;
-/// Accepts kept pending on the listener.
-const ACCEPTS: usize = 4;
-
-/// The iocport server: one port (concurrency value = CPUs) and CPUs worker threads calling `get`.
-/// [`ACCEPTS`] accepts are kept pending on the listener; an accepted socket is associated with the
-/// port and gets a recv; a recv's data goes back with a send, whose completion starts the next
-/// recv.
-struct IocportServer {
-    port: CompletionPort<Op>,
-    addr: SocketAddr,
-    workers: Vec<thread::JoinHandle<Result<(), String>>>,
-}
+/// The iocport server is `iocport echo`'s own ([`crate::echo`]): one port, CPUs worker threads
+/// calling `get`, accepts, recvs and sends through the port.
+struct IocportServer(crate::echo::Server);
 
 impl IocportServer {
     fn start() -> Result<IocportServer, String> {
         let listener = TcpListener::bind(any_port()).map_err(|e| format!("bind: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let port = iocport::Builder::new()
-            .build::<Op, Vec<u8>>()
-            .map_err(|e| format!("port: {e}"))?;
-        let mut server = IocportServer {
-            port,
-            addr,
-            workers: Vec::new(),
-        };
-        let setup = |server: &mut IocportServer| -> Result<(), String> {
-            let port = &server.port;
-            let lh = Arc::new(
-                port.associate(listener, LISTENER)
-                    .map_err(|e| format!("associate the listener: {e}"))?,
-            );
-            let mut ready = Vec::new();
-            for _ in 0..ACCEPTS {
-                started(lh.accept(Op::Accept(Arc::clone(&lh))), &mut ready)?;
-            }
-            for _ in 0..cpus() {
-                let port = port.clone();
-                let mut ready = std::mem::take(&mut ready);
-                let h = thread::Builder::new()
-                    .name("echo-iocport".into())
-                    .spawn(move || iocport_worker(&port, &mut ready))
-                    .map_err(|e| format!("cannot spawn a thread: {e}"))?;
-                server.workers.push(h);
-            }
-            Ok(())
-        };
-        match setup(&mut server) {
-            Ok(()) => Ok(server),
-            Err(e) => {
-                let _ = server.stop();
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Deals with the result of starting an operation: an operation that completed at once (only on a
-/// skip-on-success handle) goes to `ready`; one refused because the port closed is dropped.
-fn started(
-    r: Result<Started<Op, Vec<u8>>, OpError<Op, Vec<u8>>>,
-    ready: &mut Vec<Packet<Op>>,
-) -> Result<(), String> {
-    match r {
-        Ok(Started::Pending(_)) => Ok(()),
-        Ok(Started::Done(p)) => {
-            ready.push(p);
-            Ok(())
-        }
-        Err(e) if matches!(e.error, iocport::Error::Closed) => Ok(()),
-        Err(e) => Err(format!("starting an operation: {e}")),
-    }
-}
-
-/// A worker: takes packets until the port closes (and those in `ready` first).
-fn iocport_worker(port: &CompletionPort<Op>, ready: &mut Vec<Packet<Op>>) -> Result<(), String> {
-    loop {
-        while let Some(p) = ready.pop() {
-            if let Err(e) = on_packet(port, p, ready) {
-                port.close();
-                return Err(e);
-            }
-        }
-        match port.get(Some(IO_WAIT)) {
-            Ok(p) => ready.push(p),
-            Err(GetError::Closed) => return Ok(()),
-            // Idle (the round has not begun, or it is over and `stop` comes next).
-            Err(GetError::TimedOut) => {}
-        }
-    }
-}
-
-/// Serves one packet; a connection whose recv hit end-of-stream or an error, or whose send
-/// failed, is dropped.
-fn on_packet(
-    port: &CompletionPort<Op>,
-    mut p: Packet<Op>,
-    ready: &mut Vec<Packet<Op>>,
-) -> Result<(), String> {
-    let status = p.status;
-    match (p.take_buf(), p.take_socket(), p.value) {
-        (_, socket, Op::Accept(listener)) => {
-            if let Some(e) = status.error() {
-                if port.is_closed() || e.raw_os_error() == Some(libc::ECANCELED) {
-                    return Ok(());
-                }
-                if e.raw_os_error() != Some(libc::ECONNABORTED) {
-                    return Err(format!("accept: {e}"));
-                }
-            } else {
-                let socket = socket.ok_or("an accept packet without a socket")?;
-                let stream = TcpStream::from(socket);
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-                match port.associate(stream, CONN) {
-                    Ok(h) => {
-                        // A 128-byte echo nearly always fits in the socket buffer: send at once.
-                        h.set_skip_on_success_writes(true);
-                        let h = Arc::new(h);
-                        let buf = vec![0; SERVER_BUF];
-                        started(h.recv(buf, 0, Op::Recv(Arc::clone(&h))), ready)?;
-                    }
-                    Err(iocport::Error::Closed) => return Ok(()),
-                    Err(e) => return Err(format!("associate a connection: {e}")),
-                }
-            }
-            started(listener.accept(Op::Accept(Arc::clone(&listener))), ready)
-        }
-        (buf, _, Op::Recv(h)) => {
-            if status.error().is_some() || p.bytes == 0 {
-                return Ok(());
-            }
-            let mut buf = buf.ok_or("a recv packet without its buffer")?;
-            buf.truncate(p.bytes);
-            started(h.send(buf, 0, Op::Send(Arc::clone(&h))), ready)
-        }
-        (buf, _, Op::Send(h)) => {
-            if status.error().is_some() {
-                return Ok(());
-            }
-            let mut buf = buf.ok_or("a send packet without its buffer")?;
-            if p.bytes < buf.len() {
-                buf.drain(..p.bytes);
-                return started(h.send(buf, 0, Op::Send(Arc::clone(&h))), ready);
-            }
-            buf.resize(SERVER_BUF, 0);
-            started(h.recv(buf, 0, Op::Recv(Arc::clone(&h))), ready)
-        }
+        crate::echo::Server::start(listener, cpus(), None).map(IocportServer)
     }
 }
 
 impl Server for IocportServer {
     fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
-    /// Closes the port (which cancels the accepts and anything else in flight and wakes every
-    /// worker), drops the packets it hands back (and with them the handles), joins the workers.
     fn stop(self) -> Result<(), String> {
-        drop(self.port.close());
-        let mut result = Ok(());
-        for h in self.workers {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err("a worker panicked".to_owned()));
-            result = result.and(r);
-        }
-        result
+        self.0.stop()
     }
 }
 

@@ -131,12 +131,12 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         .unwrap_or_else(std::env::temp_dir);
     let t = Instant::now();
     let file = TestFile::create(&base, size)?;
-    eprintln!(
+    super::say(format!(
         "bench {SUITE}: wrote {} MiB to {} in {:.1}s",
         size >> 20,
         file.path.display(),
         t.elapsed().as_secs_f64()
-    );
+    ));
     let fio = fio_version();
     report.notes.push(format!(
         "file_*: 4 KiB random reads of a {} MiB file in {}; {} round(s) of {:.1}s per system; \
@@ -284,7 +284,7 @@ fn direct_support(path: &Path) -> Result<(), String> {
 }
 
 /// Whether `path` is on tmpfs (false when that cannot be told).
-fn is_tmpfs(path: &Path) -> bool {
+pub(crate) fn is_tmpfs(path: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };

@@ -1,29 +1,54 @@
 //! `iocport bench`: suites of cases, each run for iocport and its peers side by side.
 //!
-//! A *suite* (one sibling module per suite: `port.rs`, `nop.rs`, `file.rs`, `echo.rs`) is a list of
-//! *cases*. In a case every *system* (iocport and each peer) runs the same workload; the runner here
-//! interleaves them round by round, rotating the order each round, so that noise on a shared machine
-//! hits every system alike, and reports the **median** over the rounds of every metric.
+//! A *suite* (one sibling module per suite: `port.rs`, `nop.rs`, `file.rs`, `echo.rs`, `http.rs`,
+//! `copy.rs`, `wake.rs`) is a list of *cases*. In a case every *system* (iocport and each peer) runs
+//! the same workload; the runner here interleaves them round by round, rotating the order each
+//! round, so that noise on a shared machine hits every system alike, and reports the **median** over
+//! the rounds of every metric.
 //!
-//! Results are [`Record`]s `{case, system, metric, value}`: printed as a table with, for each peer,
-//! how many times faster iocport is, and optionally written as a JSON array.
+//! Results are [`Record`]s `{suite, case, system, metric, value}`. Metric names carry their unit, and
+//! the unit says which direction is better: a name ending in `_per_s` is a rate (higher is better),
+//! and so is `iops` (I/O operations per second, the file suite's metric, named as fio names it);
+//! anything else is a time in nanoseconds (lower is better).
 //!
-//! Metric names carry their unit, and the unit says which direction is better: a name ending in
-//! `_per_s` is a rate (higher is better), and so is `iops` (I/O operations per second, the file
-//! suite's metric, named as fio names it); anything else is a time in nanoseconds (lower is better).
+//! # What a run writes
+//!
+//! Every run prints one table (grouped by suite, iocport against each peer) and writes into the
+//! output directory (`--out`, default `bench-out/`): `results.json` (the [`Results`] document:
+//! per-suite run metadata, target verdicts and the records), `results.md` (the same as the
+//! generated section of BENCHMARKS.md) and the charts (`summary.svg`, `SUITE.svg`,
+//! `SUITE-p99.svg`, see [`chart`]). `--json FILE` also writes the bare records as a JSON array.
+//!
+//! A full run (not `--quick`, not `--no-docs`) then updates the committed figures: its suites'
+//! records replace theirs in `docs/bench/results.json` (the other suites' are kept), and the charts
+//! in `docs/bench/` and the section of BENCHMARKS.md between `<!-- bench:begin -->` and
+//! `<!-- bench:end -->` are rendered again from that merged file. `--quick` runs never touch them.
+//! `--render-docs` runs nothing and only renders them again.
 
+mod chart;
+mod child;
+mod copy;
 mod echo;
 mod file;
+mod http;
+mod markdown;
 mod nop;
 mod port;
+mod results;
 mod wake;
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::io::IsTerminal;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use serde::Serialize;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use results::Results;
 
 /// The iocport system's name in records; peers use their crate name.
 pub(crate) const IOCPORT: &str = "iocport";
@@ -67,8 +92,11 @@ impl Config {
 }
 
 /// One result: the median of `metric` for `system` in `case`. This is also the JSON record.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
+    /// The suite the case belongs to (`port`, `http`, ...). Set by [`run_case`].
+    #[serde(default)]
+    pub suite: String,
     /// The case, e.g. `mpmc_2x2`.
     pub case: String,
     /// `iocport`, or the peer's crate name (`crossbeam-channel`, `std-mpsc`, `futex`).
@@ -171,12 +199,13 @@ pub(crate) fn run_case(
     mut contenders: Vec<Contender<'_>>,
 ) -> Result<Vec<Record>, String> {
     let n = contenders.len();
-    eprintln!(
+    say(format!(
         "bench {suite}/{case}: {} system(s), {} round(s)",
         n, cfg.rounds
-    );
+    ));
     if cfg.warmup {
         for c in &mut contenders {
+            status(format!("{suite}/{case}: warm-up, {}", c.system));
             (c.round)().map_err(|e| format!("{suite}/{case} ({}): {e}", c.system))?;
         }
     }
@@ -186,6 +215,12 @@ pub(crate) fn run_case(
         for i in 0..n {
             let idx = (i + round) % n;
             let c = &mut contenders[idx];
+            status(format!(
+                "{suite}/{case}: round {}/{}, {}",
+                round + 1,
+                cfg.rounds,
+                c.system
+            ));
             let values = (c.round)().map_err(|e| format!("{suite}/{case} ({}): {e}", c.system))?;
             for (metric, value) in values {
                 if !value.is_finite() || value < 0.0 {
@@ -208,6 +243,7 @@ pub(crate) fn run_case(
             let med = median(&mut values);
             let (lo, hi) = (values[0], values[values.len() - 1]);
             records.push(Record {
+                suite: suite.to_owned(),
                 case: case.to_owned(),
                 system: c.system.to_owned(),
                 metric: metric.to_owned(),
@@ -259,13 +295,72 @@ pub(crate) fn missing_tool_note(tool: &str, systems: &str) -> String {
     format!("{tool} not found: {systems} skipped (install it with `bash scripts/bench-deps.sh`)")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Progress
+
+/// The progress bar of the run in progress, if any (hidden when stderr is not a terminal).
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// The bar, if one is running.
+fn bar() -> Option<ProgressBar> {
+    BAR.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Prints a line on stderr, above the progress bar when one is drawn.
+pub(crate) fn say(line: impl AsRef<str>) {
+    match bar() {
+        Some(b) if !b.is_hidden() => b.println(line.as_ref()),
+        _ => eprintln!("{}", line.as_ref()),
+    }
+}
+
+/// Shows what is running now next to the progress bar.
+pub(crate) fn status(msg: String) {
+    if let Some(b) = bar() {
+        b.set_message(msg);
+    }
+}
+
+/// One progress bar over the suites of a run, on stderr; removed when dropped.
+struct Progress(ProgressBar);
+
+impl Progress {
+    fn start(suites: usize) -> Progress {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(suites as u64), target);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} suites  {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+        Progress(bar)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+        *BAR.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suites and the command
+
 /// A suite: its name and its entry point.
 struct Suite {
     name: &'static str,
     run: fn(&Config) -> Result<Report, String>,
 }
 
-/// Every suite, in the order `iocport bench` with no names runs them.
+/// Every suite, in the order `iocport bench` with no names runs them. `wake` is short (a second)
+/// and guards a design decision (leader/followers), so it is part of "all".
 const SUITES: &[Suite] = &[
     Suite {
         name: "port",
@@ -284,15 +379,70 @@ const SUITES: &[Suite] = &[
         run: echo::run,
     },
     Suite {
+        name: "http",
+        run: http::run,
+    },
+    Suite {
+        name: "copy",
+        run: copy::run,
+    },
+    Suite {
         name: "wake",
         run: wake::run,
     },
 ];
 
-/// Runs the named suites (all when empty), prints the table, and writes the JSON records to `json`.
-pub fn run(suites: &[String], quick: bool, json: Option<&Path>) -> Result<(), String> {
+/// The position of `suite` in [`SUITES`] (unknown names sort last): the order of tables, charts
+/// and merged records.
+pub(crate) fn suite_order(suite: &str) -> usize {
+    SUITES
+        .iter()
+        .position(|s| s.name == suite)
+        .unwrap_or(SUITES.len())
+}
+
+/// Arguments of `iocport bench`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Suites to run (default: all, in this order): port, nop, file, echo, http, copy, wake.
+    suites: Vec<String>,
+    /// Short runs, for CI: checks that every case works, not how fast. Never touches
+    /// BENCHMARKS.md or docs/bench/.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON records {"suite", "case", "system", "metric", "value"} to
+    /// FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Where this run's results.json, results.md and SVG charts go.
+    #[arg(long, value_name = "DIR", default_value = "bench-out")]
+    out: PathBuf,
+    /// A full run normally merges its results into docs/bench/results.json and renders
+    /// docs/bench/*.svg and BENCHMARKS.md's generated section again; this leaves them alone.
+    #[arg(long)]
+    no_docs: bool,
+    /// Run nothing: render docs/bench/*.svg and BENCHMARKS.md's generated section again from
+    /// docs/bench/results.json.
+    #[arg(long, conflicts_with_all = ["suites", "quick", "json", "no_docs"])]
+    render_docs: bool,
+}
+
+/// Runs `iocport bench`.
+pub(crate) fn main(args: Args) -> Result<(), String> {
+    if args.render_docs {
+        let root = project_root().ok_or(
+            "--render-docs: BENCHMARKS.md not found (run it from the project's directory)",
+        )?;
+        let merged = Results::load(&root.join(results::DOCS_JSON))?;
+        return write_docs(&root, &merged);
+    }
+    run(&args)
+}
+
+/// The suites named (all when none is), in the order given, each once.
+fn choose(names: &[String]) -> Result<Vec<&'static Suite>, String> {
     let mut chosen: Vec<&Suite> = Vec::new();
-    for name in suites {
+    for name in names {
         let suite = SUITES.iter().find(|s| s.name == name).ok_or_else(|| {
             let known: Vec<_> = SUITES.iter().map(|s| s.name).collect();
             format!(
@@ -307,49 +457,202 @@ pub fn run(suites: &[String], quick: bool, json: Option<&Path>) -> Result<(), St
     if chosen.is_empty() {
         chosen = SUITES.iter().collect();
     }
+    Ok(chosen)
+}
 
-    let cfg = Config::new(quick);
-    let mut report = Report::default();
-    for suite in chosen {
-        let r = (suite.run)(&cfg).map_err(|e| format!("bench {}: {e}", suite.name))?;
-        report.records.extend(r.records);
-        report.notes.extend(r.notes);
-        report.targets.extend(r.targets);
+/// Runs the chosen suites, prints the table, writes the outputs. A suite that fails (or panics)
+/// is reported and the others still run; the run then fails at the end.
+fn run(args: &Args) -> Result<(), String> {
+    let chosen = choose(&args.suites)?;
+    let cfg = Config::new(args.quick);
+    let root = project_root();
+    let context = results::RunContext::probe(root.as_deref(), args.quick);
+
+    let mut done: Vec<(&str, Report)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    {
+        let progress = Progress::start(chosen.len());
+        for suite in chosen {
+            status(suite.name.to_owned());
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| (suite.run)(&cfg)))
+                .unwrap_or_else(|_| Err("panicked".to_owned()));
+            match outcome {
+                Ok(mut report) => {
+                    for r in &mut report.records {
+                        if r.suite.is_empty() {
+                            r.suite = suite.name.to_owned();
+                        }
+                    }
+                    done.push((suite.name, report));
+                }
+                Err(e) => {
+                    let line = format!("bench {}: {e}", suite.name);
+                    say(format!("FAILED: {line}"));
+                    failed.push(line);
+                }
+            }
+            progress.0.inc(1);
+        }
     }
 
-    print!("{}", table(&report, &cfg));
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report.records)
+    print!("{}", table(&done, &cfg));
+    let this_run = Results::from_run(&context, &done);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&this_run.records)
             .map_err(|e| format!("cannot encode the results as JSON: {e}"))?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!(
             "wrote {} records to {}",
-            report.records.len(),
+            this_run.records.len(),
             path.display()
         );
     }
+    write_out(&args.out, &this_run)?;
+    if !args.quick && !args.no_docs {
+        match &root {
+            Some(root) => update_docs(root, &this_run)?,
+            None => eprintln!(
+                "BENCHMARKS.md not found from the current directory: docs/bench/ not updated \
+                 (run from the project's directory)"
+            ),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        let mut msg = format!("{} suite(s) failed:", failed.len());
+        for f in &failed {
+            let _ = write!(msg, "\n  {f}");
+        }
+        Err(msg)
+    }
+}
+
+/// Writes this run's `results.json`, charts and `results.md` into `dir`.
+fn write_out(dir: &Path, run: &Results) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let json = dir.join("results.json");
+    run.save(&json)?;
+    let charts = chart::write_all(dir, run)?;
+    let md = markdown::section(run, "", &charts);
+    let md_path = dir.join("results.md");
+    std::fs::write(&md_path, md).map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
+    eprintln!(
+        "wrote {}, {} and {} chart(s) to {}",
+        json.display(),
+        md_path.display(),
+        charts.len(),
+        dir.display()
+    );
     Ok(())
 }
 
-/// A value with its unit, for the table.
-fn show_value(metric: &str, value: f64) -> String {
-    if higher_is_better(metric) {
-        if value >= 1e6 {
-            format!("{:.2} M/s", value / 1e6)
-        } else {
-            format!("{:.1} k/s", value / 1e3)
-        }
-    } else if value >= 100_000.0 {
-        format!("{:.1} us", value / 1e3)
+/// Merges this run into `docs/bench/results.json` under `root`, then renders the committed charts
+/// and BENCHMARKS.md's section from the merged file.
+fn update_docs(root: &Path, run: &Results) -> Result<(), String> {
+    let path = root.join(results::DOCS_JSON);
+    let committed = if path.exists() {
+        Results::load(&path)?
     } else {
-        format!("{value:.1} ns")
+        Results::default()
+    };
+    let merged = committed.merge(run.clone());
+    merged.save(&path)?;
+    let suites: Vec<&str> = run.runs.iter().map(|r| r.suite.as_str()).collect();
+    eprintln!(
+        "merged the results of {} into {}",
+        suites.join(", "),
+        path.display()
+    );
+    write_docs(root, &merged)
+}
+
+/// Renders `docs/bench/*.svg` and BENCHMARKS.md's generated section from `merged`.
+fn write_docs(root: &Path, merged: &Results) -> Result<(), String> {
+    let dir = root.join(results::DOCS_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let charts = chart::write_all(&dir, merged)?;
+    let section = markdown::section(merged, &format!("{}/", results::DOCS_DIR), &charts);
+    let doc_path = root.join("BENCHMARKS.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .map_err(|e| format!("cannot read {}: {e}", doc_path.display()))?;
+    let (doc, found) = markdown::splice(&doc, &section)?;
+    std::fs::write(&doc_path, doc)
+        .map_err(|e| format!("cannot write {}: {e}", doc_path.display()))?;
+    if !found {
+        eprintln!(
+            "{} had no {} ... {} markers: the generated section was appended at its end",
+            doc_path.display(),
+            markdown::BEGIN,
+            markdown::END
+        );
+    }
+    eprintln!(
+        "rendered {} chart(s) in {} and the generated section of {} from {}",
+        charts.len(),
+        dir.display(),
+        doc_path.display(),
+        root.join(results::DOCS_JSON).display()
+    );
+    Ok(())
+}
+
+/// The project's directory: the current directory or the nearest ancestor holding BENCHMARKS.md
+/// and `crates/iocport-cli`. Deliberately not the source tree the binary was built from: a run
+/// started elsewhere must not rewrite a checkout it was not started in.
+pub(crate) fn project_root() -> Option<PathBuf> {
+    let is_root =
+        |d: &Path| d.join("BENCHMARKS.md").is_file() && d.join("crates/iocport-cli").is_dir();
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().find(|d| is_root(d)).map(Path::to_path_buf)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Showing values
+
+/// A value scaled to a readable unit: `(value / divisor, unit)`. Rates of bytes in MiB/s or GiB/s,
+/// other rates in /s, k/s or M/s, times in ns (below 10 us), us (below 10 ms) or ms.
+pub(crate) fn unit_for(metric: &str, value: f64) -> (f64, &'static str) {
+    const MIB: f64 = (1u64 << 20) as f64;
+    const GIB: f64 = (1u64 << 30) as f64;
+    if metric.starts_with("bytes") && higher_is_better(metric) {
+        if value >= GIB {
+            (GIB, "GiB/s")
+        } else {
+            (MIB, "MiB/s")
+        }
+    } else if higher_is_better(metric) {
+        if value >= 1e6 {
+            (1e6, "M/s")
+        } else if value >= 1e3 {
+            (1e3, "k/s")
+        } else {
+            (1.0, "/s")
+        }
+    } else if value >= 1e7 {
+        (1e6, "ms")
+    } else if value >= 1e4 {
+        (1e3, "us")
+    } else {
+        (1.0, "ns")
+    }
+}
+
+/// A value with its unit, for tables.
+pub(crate) fn show_value(metric: &str, value: f64) -> String {
+    let (div, unit) = unit_for(metric, value);
+    let v = value / div;
+    if unit == "M/s" || unit.ends_with("iB/s") {
+        format!("{v:.2} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
     }
 }
 
 /// How many times faster iocport is than the peer: `peer / iocport` for times, `iocport / peer` for
 /// rates. Above 1 iocport is better.
-fn speedup(metric: &str, iocport: f64, peer: f64) -> f64 {
+pub(crate) fn speedup(metric: &str, iocport: f64, peer: f64) -> f64 {
     if higher_is_better(metric) {
         iocport / peer
     } else {
@@ -357,9 +660,29 @@ fn speedup(metric: &str, iocport: f64, peer: f64) -> f64 {
     }
 }
 
-/// The results table, the notes, and the targets.
-fn table(report: &Report, cfg: &Config) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+/// "1.23x faster" / "1.50x slower" / "-" for a peer's record against iocport's in `records`.
+fn versus(r: &Record, records: &[Record]) -> String {
+    let ours = records
+        .iter()
+        .find(|o| o.case == r.case && o.metric == r.metric && o.system == IOCPORT);
+    match ours {
+        Some(o) if o.value > 0.0 && r.value > 0.0 => {
+            let s = speedup(&r.metric, o.value, r.value);
+            if s >= 1.0 {
+                format!("{s:.2}x faster")
+            } else {
+                format!("{:.2}x slower", 1.0 / s)
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
+/// The summary table of a run, grouped by suite, then each suite's notes, the targets, and
+/// whether each was met.
+fn table(done: &[(&str, Report)], cfg: &Config) -> String {
+    let mut rows: Vec<[String; 7]> = vec![[
+        "suite".into(),
         "case".into(),
         "system".into(),
         "metric".into(),
@@ -367,59 +690,66 @@ fn table(report: &Report, cfg: &Config) -> String {
         "spread".into(),
         "iocport vs peer".into(),
     ]];
-    let mut last_case = "";
-    for r in &report.records {
-        let vs = if r.system == IOCPORT {
-            String::new()
-        } else {
-            let ours = report
-                .records
-                .iter()
-                .find(|o| o.case == r.case && o.metric == r.metric && o.system == IOCPORT);
-            match ours {
-                Some(o) if o.value > 0.0 && r.value > 0.0 => {
-                    let s = speedup(&r.metric, o.value, r.value);
-                    if s >= 1.0 {
-                        format!("{s:.2}x faster")
-                    } else {
-                        format!("{:.2}x slower", 1.0 / s)
-                    }
-                }
-                _ => "-".into(),
-            }
-        };
-        let case = if r.case == last_case {
-            String::new()
-        } else {
-            r.case.clone()
-        };
-        last_case = &r.case;
-        rows.push([
-            case,
-            r.system.clone(),
-            r.metric.clone(),
-            show_value(&r.metric, r.value),
-            if cfg.rounds > 1 {
-                format!("{:.0}%", r.spread * 100.0)
+    // Indices of rows that start a suite, to draw a rule above them.
+    let mut starts = Vec::new();
+    for (suite, report) in done {
+        starts.push(rows.len());
+        let mut last_case = "";
+        for (i, r) in report.records.iter().enumerate() {
+            let vs = if r.system == IOCPORT {
+                String::new()
             } else {
-                "-".into()
-            },
-            vs,
-        ]);
+                versus(r, &report.records)
+            };
+            let case = if r.case == last_case {
+                String::new()
+            } else {
+                r.case.clone()
+            };
+            last_case = &r.case;
+            rows.push([
+                if i == 0 {
+                    suite.to_string()
+                } else {
+                    String::new()
+                },
+                case,
+                r.system.clone(),
+                r.metric.clone(),
+                show_value(&r.metric, r.value),
+                if cfg.quick {
+                    "-".into()
+                } else {
+                    format!("{:.0}%", r.spread * 100.0)
+                },
+                vs,
+            ]);
+        }
+        if report.records.is_empty() {
+            rows.push([
+                suite.to_string(),
+                "(nothing measured: see the notes)".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
+    let total = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nmedian of {} round(s){}; spread = (max - min) / median over the rounds",
-        cfg.rounds,
+        "\nmedian of the rounds{}; spread = (max - min) / median over the rounds",
         if cfg.quick {
-            " (--quick: a smoke test, not a measurement)"
+            " (--quick: one round, a smoke test, not a measurement)"
         } else {
             ""
         }
@@ -430,10 +760,13 @@ fn table(report: &Report, cfg: &Config) -> String {
          (times: peer/iocport, rates: iocport/peer); 'faster' means iocport is better"
     );
     for (i, row) in rows.iter().enumerate() {
+        if i > 1 && starts.contains(&i) {
+            let _ = writeln!(out, "{}", "-".repeat(total));
+        }
         let mut line = String::new();
         for (j, (cell, w)) in row.iter().zip(widths).enumerate() {
             // Text columns left-aligned, numbers right-aligned.
-            if j == 3 || j == 4 {
+            if j == 4 || j == 5 {
                 let _ = write!(line, "{cell:>w$}  ");
             } else {
                 let _ = write!(line, "{cell:<w$}  ");
@@ -441,89 +774,94 @@ fn table(report: &Report, cfg: &Config) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
         if i == 0 {
-            let total = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
-            let _ = writeln!(out, "{}", "-".repeat(total));
+            let _ = writeln!(out, "{}", "=".repeat(total));
         }
     }
-    if !report.notes.is_empty() {
-        let _ = writeln!(out, "\nnotes:");
+    for (suite, report) in done {
+        if report.notes.is_empty() && report.targets.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{suite}:");
         for n in &report.notes {
             let _ = writeln!(out, "  - {n}");
         }
-    }
-    if !report.targets.is_empty() {
-        let _ = writeln!(out, "\ntargets:");
         for t in &report.targets {
-            let _ = writeln!(out, "  {}", check(t, &report.records));
+            let _ = writeln!(out, "  target: {}", check(t, &report.records).line());
         }
     }
     out
 }
 
-/// One line saying whether `t` is met.
-fn check(t: &Target, records: &[Record]) -> String {
+/// Whether `t` is met by `records`.
+pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
     let find = |system: &str| {
         records
             .iter()
             .find(|r| r.case == t.case && r.metric == t.metric && r.system == system)
             .map(|r| r.value)
     };
-    let Some(ours) = find(IOCPORT) else {
-        return format!("{}/{}: not measured", t.case, t.metric);
+    let mut v = results::Verdict {
+        case: t.case.to_owned(),
+        metric: t.metric.to_owned(),
+        goal: String::new(),
+        iocport: find(IOCPORT),
+        needed: None,
+        ratio: None,
+        result: String::new(),
     };
-    let (met, limit, what) = match t.goal {
-        Goal::AtMost(limit) => (
-            ours <= limit,
-            limit,
-            format!("<= {}", show_value(t.metric, limit)),
-        ),
-        Goal::WithinFactorOf { peer, factor } | Goal::AtLeastFactorOf { peer, factor } => {
-            let Some(theirs) = find(peer) else {
-                return format!("{}/{}: {peer} not measured", t.case, t.metric);
-            };
-            let limit = factor * theirs;
-            let (met, op) = match t.goal {
-                Goal::AtLeastFactorOf { .. } => (ours >= limit, ">="),
-                _ => (ours <= limit, "<="),
-            };
-            let what = format!("{op} {factor}x {peer} = {}", show_value(t.metric, limit));
-            (met, limit, what)
+    let needed = match t.goal {
+        Goal::AtMost(limit) => {
+            v.goal = format!("<= {}", show_value(t.metric, limit));
+            Some(limit)
+        }
+        Goal::WithinFactorOf { peer, factor } => {
+            v.goal = format!("<= {factor}x {peer}");
+            find(peer).map(|p| factor * p)
+        }
+        Goal::AtLeastFactorOf { peer, factor } => {
+            v.goal = format!(">= {factor}x {peer}");
+            find(peer).map(|p| factor * p)
         }
         Goal::AtLeastFactorOfBest { peers, factor } => {
             let best = peers
                 .iter()
                 .filter_map(|&p| find(p).map(|v| (p, v)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
-            let Some((peer, theirs)) = best else {
-                return format!(
-                    "{}/{}: none of {} measured",
-                    t.case,
-                    t.metric,
-                    peers.join(", ")
-                );
+            v.goal = match best {
+                Some((peer, _)) => format!(">= {factor}x best of ({}): {peer}", peers.join(", ")),
+                None => format!(">= {factor}x best of ({})", peers.join(", ")),
             };
-            let limit = factor * theirs;
-            let what = format!(
-                ">= {factor}x best of ({}) = {peer}: {}",
-                peers.join(", "),
-                show_value(t.metric, limit)
-            );
-            (ours >= limit, limit, what)
+            best.map(|(_, theirs)| factor * theirs)
         }
     };
-    let verdict = if met {
-        "MET".to_owned()
-    } else if ours > limit {
-        format!("MISSED by {:.0}%", (ours / limit - 1.0) * 100.0)
-    } else {
-        format!("MISSED by {:.0}%", (1.0 - ours / limit) * 100.0)
-    };
-    format!(
-        "{}/{} iocport {} (target {what}): {verdict}",
-        t.case,
-        t.metric,
-        show_value(t.metric, ours)
-    )
+    v.needed = needed;
+    let lower_is_better = matches!(t.goal, Goal::AtMost(_) | Goal::WithinFactorOf { .. });
+    match (v.iocport, needed) {
+        (None, _) => v.result = "not measured".into(),
+        (Some(_), None) => v.result = "peer not measured".into(),
+        (Some(ours), Some(limit)) => {
+            let ratio = if lower_is_better {
+                if ours > 0.0 {
+                    limit / ours
+                } else {
+                    f64::MAX
+                }
+            } else if limit > 0.0 {
+                ours / limit
+            } else {
+                f64::MAX
+            };
+            v.ratio = Some(ratio.min(1e9));
+            v.result = if ratio >= 1.0 {
+                "MET".into()
+            } else if lower_is_better {
+                format!("MISSED by {:.0}%", (ours / limit - 1.0) * 100.0)
+            } else {
+                format!("MISSED by {:.0}%", (1.0 - ours / limit) * 100.0)
+            };
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -554,7 +892,136 @@ mod tests {
 
     #[test]
     fn unknown_suite_is_an_error() {
-        let e = run(&["nope".into()], true, None).unwrap_err();
-        assert!(e.contains("nope") && e.contains("port"), "{e}");
+        let e = choose(&["nope".into()]).err().unwrap();
+        assert!(
+            e.contains("nope") && e.contains("port") && e.contains("http"),
+            "{e}"
+        );
+        let all = choose(&[]).unwrap();
+        assert_eq!(all.len(), SUITES.len());
+        let two = choose(&["copy".into(), "port".into(), "copy".into()]).unwrap();
+        assert_eq!(
+            two.iter().map(|s| s.name).collect::<Vec<_>>(),
+            ["copy", "port"]
+        );
+    }
+
+    #[test]
+    fn values_show_with_units() {
+        assert_eq!(show_value("req_per_s", 138_100.0), "138.1 k/s");
+        assert_eq!(show_value("ops_per_s", 12_920_000.0), "12.92 M/s");
+        assert_eq!(show_value("bytes_per_s", 512.0 * 1048576.0), "512.00 MiB/s");
+        assert_eq!(show_value("bytes_per_s", 2.5 * 1073741824.0), "2.50 GiB/s");
+        assert_eq!(show_value("rtt_p99_ns", 621.0), "621.0 ns");
+        assert_eq!(show_value("rtt_p99_ns", 9_304.0), "9304.0 ns");
+        assert_eq!(show_value("p99_ns", 3_495_000.0), "3495.0 us");
+        assert_eq!(show_value("p99_ns", 25_740_000.0), "25.7 ms");
+    }
+
+    /// A full run of one suite, then of another: the committed results hold both, the charts
+    /// are written, and BENCHMARKS.md changes only between the markers.
+    #[test]
+    fn full_runs_update_the_docs_by_suite() {
+        use results::tests::{rec, run};
+        let root = std::env::temp_dir().join(format!("iocport-docs-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let before = "# Benchmarks\n\nAnalysis.\n\n";
+        let after = "\n\n## Where we fall short\n\nCauses.\n";
+        let doc = format!("{before}{}\nold\n{}{after}", markdown::BEGIN, markdown::END);
+        std::fs::write(root.join("BENCHMARKS.md"), &doc).unwrap();
+
+        let echo = Results {
+            runs: vec![run("echo", "first")],
+            records: vec![
+                rec("echo", "echo_conn16", IOCPORT, "req_per_s", 2.0),
+                rec("echo", "echo_conn16", "tokio", "req_per_s", 1.0),
+            ],
+        };
+        update_docs(&root, &echo).unwrap();
+        let http = Results {
+            runs: vec![run("http", "second")],
+            records: vec![
+                rec("http", "http_4k", IOCPORT, "requests_per_s", 3.0),
+                rec("http", "http_4k", "nginx", "requests_per_s", 4.0),
+            ],
+        };
+        update_docs(&root, &http).unwrap();
+
+        let merged = Results::load(&root.join(results::DOCS_JSON)).unwrap();
+        let suites: Vec<_> = merged.runs.iter().map(|r| r.suite.as_str()).collect();
+        assert_eq!(suites, ["echo", "http"]);
+        assert_eq!(merged.records.len(), 4);
+        for chart in ["echo.svg", "http.svg"] {
+            let svg = std::fs::read_to_string(root.join(results::DOCS_DIR).join(chart)).unwrap();
+            assert!(svg.contains(IOCPORT));
+        }
+        let doc = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap();
+        assert!(doc.starts_with(before) && doc.ends_with(after), "{doc}");
+        assert!(!doc.contains("\nold\n"));
+        assert!(doc.contains("![echo: throughput (higher is better)](docs/bench/echo.svg)"));
+        assert!(doc.contains("| http_4k | requests_per_s | 3.0 /s | 4.0 /s | nginx 0.75x |"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn rec(case: &str, system: &str, metric: &str, value: f64) -> Record {
+        Record {
+            suite: "s".into(),
+            case: case.into(),
+            system: system.into(),
+            metric: metric.into(),
+            value,
+            spread: 0.0,
+        }
+    }
+
+    #[test]
+    fn targets_are_checked() {
+        let records = [
+            rec("c", IOCPORT, "req_per_s", 90.0),
+            rec("c", "peer", "req_per_s", 100.0),
+            rec("t", IOCPORT, "p99_ns", 50.0),
+        ];
+        let t = |case, metric, goal| Target { case, metric, goal };
+        let v = check(
+            &t(
+                "c",
+                "req_per_s",
+                Goal::AtLeastFactorOf {
+                    peer: "peer",
+                    factor: 1.0,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(v.result, "MISSED by 10%");
+        assert_eq!(v.ratio, Some(0.9));
+        let v = check(
+            &t(
+                "c",
+                "req_per_s",
+                Goal::AtLeastFactorOf {
+                    peer: "peer",
+                    factor: 0.9,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(v.result, "MET");
+        let v = check(&t("t", "p99_ns", Goal::AtMost(40.0)), &records);
+        assert_eq!(v.result, "MISSED by 25%");
+        let v = check(
+            &t(
+                "c",
+                "req_per_s",
+                Goal::AtLeastFactorOf {
+                    peer: "absent",
+                    factor: 1.0,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(v.result, "peer not measured");
+        assert!(v.line().contains("peer not measured"));
     }
 }

@@ -1,0 +1,298 @@
+//! `iocport echo`: a TCP echo server written as a Windows IOCP server is, on the public API of
+//! `iocport` alone.
+//!
+//! One port, `--threads` worker threads calling `get` on it, and the concurrency value equal to the
+//! number of threads. [`ACCEPTS`] accepts are kept pending on the listener; an accepted socket is
+//! associated with the port and gets a recv; the data of a recv goes back with a send, and the
+//! completion of the send starts the next recv. Every operation carries its [`Op`], which holds the
+//! handle it runs on: a connection's handle lives as long as one of its operations does, so the
+//! socket closes when the last one ends (a recv that reads end-of-stream, or a failed send). No
+//! worker ever blocks on one connection.
+//!
+//! Stopping: `iocport echo` blocks SIGINT and SIGTERM and keeps a read pending on a signalfd
+//! associated with the port ([`crate::signal`]). The worker that gets that read's packet closes the
+//! port: the accepts and every recv and send in flight are cancelled, their packets (buffers and
+//! handles) come back to `close` and are dropped, every worker wakes with "closed" and returns, and
+//! the process exits 0.
+//!
+//! The `echo` benchmark suite runs this same [`Server`], in-process, against tokio and a thread per
+//! connection.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::thread;
+
+use iocport::{CompletionPort, GetError, Handle, OpError, Packet, Started};
+
+use crate::signal;
+
+/// Arguments of `iocport echo`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7007")]
+    listen: SocketAddr,
+    /// Worker threads calling `get` on the port; also the port's concurrency value. 0: one per CPU.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+}
+
+/// Runs `iocport echo` until SIGINT or SIGTERM.
+pub(crate) fn main(args: Args) -> Result<(), String> {
+    // Before any thread exists, so that every thread has the stop signals blocked.
+    let stop =
+        signal::stop_signals().map_err(|e| format!("cannot set up the stop signals: {e}"))?;
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let threads = threads_or_cpus(args.threads);
+    let server = Server::start(listener, threads, Some(stop))?;
+    eprintln!(
+        "iocport echo: listening on {} with {threads} threads (Ctrl-C stops)",
+        server.addr()
+    );
+    server.wait()
+}
+
+/// `n`, or the number of CPUs when `n` is 0.
+pub(crate) fn threads_or_cpus(n: usize) -> usize {
+    if n > 0 {
+        n
+    } else {
+        thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Bytes a connection reads at a time, and echoes back.
+pub(crate) const BUF: usize = 4096;
+/// Completion key of the listener.
+const LISTENER: usize = 0;
+/// Completion key of the connections.
+const CONN: usize = 1;
+/// Completion key of the signalfd.
+const SIGNAL: usize = 2;
+/// Accepts kept pending on the listener.
+const ACCEPTS: usize = 4;
+
+/// What an operation of the server is, with the handle it runs on: the worker that gets its packet
+/// starts the next operation on that handle.
+pub(crate) enum Op {
+    /// An accept on the listener.
+    Accept(Arc<Handle<Op>>),
+    /// A recv on a connection.
+    Recv(Arc<Handle<Op>>),
+    /// A send of the echo on a connection.
+    Send(Arc<Handle<Op>>),
+    /// The read on the signalfd: its packet means "stop".
+    Stop,
+}
+
+/// A running echo server: its port, its address and its worker threads.
+pub(crate) struct Server {
+    port: CompletionPort<Op>,
+    addr: SocketAddr,
+    workers: Vec<thread::JoinHandle<Result<(), String>>>,
+    /// The signalfd's handle, kept while its read is pending.
+    signals: Option<Handle<Op>>,
+}
+
+impl Server {
+    /// Serves `listener` with `threads` workers. With `stop` (a signalfd, see [`crate::signal`]) the
+    /// server stops by itself when a stop signal arrives; without, [`stop`](Self::stop) stops it.
+    pub(crate) fn start(
+        listener: TcpListener,
+        threads: usize,
+        stop: Option<OwnedFd>,
+    ) -> Result<Server, String> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("the listener's address: {e}"))?;
+        let port = iocport::Builder::new()
+            .concurrency(threads)
+            .build::<Op, Vec<u8>>()
+            .map_err(|e| format!("cannot create the completion port: {e}"))?;
+        let mut server = Server {
+            port,
+            addr,
+            workers: Vec::new(),
+            signals: None,
+        };
+        match server.spawn(listener, threads, stop) {
+            Ok(()) => Ok(server),
+            Err(e) => {
+                let _ = server.stop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the first operations, then the workers.
+    fn spawn(
+        &mut self,
+        listener: TcpListener,
+        threads: usize,
+        stop: Option<OwnedFd>,
+    ) -> Result<(), String> {
+        let port = &self.port;
+        let mut ready = Vec::new();
+        if let Some(fd) = stop {
+            let h = port
+                .associate(fd, SIGNAL)
+                .map_err(|e| format!("cannot associate the signalfd: {e}"))?;
+            started(h.read(vec![0; signal::SIGINFO_SIZE], Op::Stop), &mut ready)?;
+            self.signals = Some(h);
+        }
+        let lh = Arc::new(
+            port.associate(listener, LISTENER)
+                .map_err(|e| format!("cannot associate the listener: {e}"))?,
+        );
+        for _ in 0..ACCEPTS {
+            started(lh.accept(Op::Accept(Arc::clone(&lh))), &mut ready)?;
+        }
+        for _ in 0..threads {
+            let port = port.clone();
+            let mut ready = std::mem::take(&mut ready);
+            let h = thread::Builder::new()
+                .name("iocport-echo".into())
+                .spawn(move || worker(&port, &mut ready))
+                .map_err(|e| format!("cannot spawn a worker thread: {e}"))?;
+            self.workers.push(h);
+        }
+        Ok(())
+    }
+
+    /// The address the server listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the workers have returned (after a stop signal), then reports the first error.
+    pub(crate) fn wait(self) -> Result<(), String> {
+        let mut result = Ok(());
+        for h in self.workers {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err("a worker thread panicked".to_owned()));
+            result = result.and(r);
+        }
+        // Whatever was still queued when a worker failed goes with the port.
+        drop(self.port.close());
+        result
+    }
+
+    /// Closes the port (which cancels the accepts and everything else in flight and wakes every
+    /// worker), drops the packets it hands back (and with them the handles), joins the workers.
+    pub(crate) fn stop(self) -> Result<(), String> {
+        drop(self.port.close());
+        self.wait()
+    }
+}
+
+/// Deals with the result of starting an operation: an operation that completed at once (only on a
+/// skip-on-success handle) goes to `ready`; one refused because the port closed is dropped.
+fn started(
+    r: Result<Started<Op, Vec<u8>>, OpError<Op, Vec<u8>>>,
+    ready: &mut Vec<Packet<Op>>,
+) -> Result<(), String> {
+    match r {
+        Ok(Started::Pending(_)) => Ok(()),
+        Ok(Started::Done(p)) => {
+            ready.push(p);
+            Ok(())
+        }
+        Err(e) if matches!(e.error, iocport::Error::Closed) => Ok(()),
+        Err(e) => Err(format!("starting an operation: {e}")),
+    }
+}
+
+/// A worker: takes packets (those in `ready` first) until the port closes.
+fn worker(port: &CompletionPort<Op>, ready: &mut Vec<Packet<Op>>) -> Result<(), String> {
+    loop {
+        while let Some(p) = ready.pop() {
+            if let Err(e) = on_packet(port, p, ready) {
+                drop(port.close());
+                return Err(e);
+            }
+        }
+        match port.get(None) {
+            Ok(p) => ready.push(p),
+            Err(GetError::Closed) => return Ok(()),
+            Err(GetError::TimedOut) => {}
+        }
+    }
+}
+
+/// Serves one packet. A connection whose recv hit end-of-stream or an error, or whose send failed,
+/// is dropped; errors of the listener other than an aborted connection end the server.
+fn on_packet(
+    port: &CompletionPort<Op>,
+    mut p: Packet<Op>,
+    ready: &mut Vec<Packet<Op>>,
+) -> Result<(), String> {
+    let status = p.status;
+    match (p.take_buf(), p.take_socket(), p.value) {
+        (_, _, Op::Stop) => {
+            drop(port.close());
+            Ok(())
+        }
+        (_, socket, Op::Accept(listener)) => {
+            if let Some(e) = status.error() {
+                if port.is_closed() || e.raw_os_error() == Some(libc::ECANCELED) {
+                    return Ok(());
+                }
+                // A peer that gave up before its connection was accepted, or a momentary lack of
+                // descriptors or memory: that connection is lost, the server goes on.
+                let transient = [libc::ECONNABORTED, libc::EMFILE, libc::ENFILE, libc::ENOMEM];
+                if !transient.contains(&e.raw_os_error().unwrap_or(0)) {
+                    return Err(format!("accept: {e}"));
+                }
+            } else {
+                let socket = socket.ok_or("an accept packet without a socket")?;
+                connection(port, socket, ready)?;
+            }
+            started(listener.accept(Op::Accept(Arc::clone(&listener))), ready)
+        }
+        (buf, _, Op::Recv(h)) => {
+            if status.error().is_some() || p.bytes == 0 {
+                return Ok(());
+            }
+            let mut buf = buf.ok_or("a recv packet without its buffer")?;
+            buf.truncate(p.bytes);
+            started(h.send(buf, 0, Op::Send(Arc::clone(&h))), ready)
+        }
+        (buf, _, Op::Send(h)) => {
+            if status.error().is_some() {
+                return Ok(());
+            }
+            let mut buf = buf.ok_or("a send packet without its buffer")?;
+            if p.bytes < buf.len() {
+                buf.drain(..p.bytes);
+                return started(h.send(buf, 0, Op::Send(Arc::clone(&h))), ready);
+            }
+            buf.resize(BUF, 0);
+            started(h.recv(buf, 0, Op::Recv(Arc::clone(&h))), ready)
+        }
+    }
+}
+
+/// Associates an accepted socket and starts its first recv.
+fn connection(
+    port: &CompletionPort<Op>,
+    socket: OwnedFd,
+    ready: &mut Vec<Packet<Op>>,
+) -> Result<(), String> {
+    let stream = TcpStream::from(socket);
+    // Small echoes go out at once rather than waiting for Nagle's timer.
+    let _ = stream.set_nodelay(true);
+    match port.associate(stream, CONN) {
+        Ok(h) => {
+            // An echo nearly always fits in the socket buffer: a send that completes at once skips
+            // the port.
+            h.set_skip_on_success_writes(true);
+            let h = Arc::new(h);
+            started(h.recv(vec![0; BUF], 0, Op::Recv(Arc::clone(&h))), ready)
+        }
+        Err(iocport::Error::Closed) => Ok(()),
+        Err(e) => Err(format!("associate a connection: {e}")),
+    }
+}

@@ -1,0 +1,249 @@
+//! `iocport info`, run as a real process: the text names what it reports, and the JSON parses and
+//! agrees with what this process can find out itself (kernel release, resource limits, CPUs).
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn info(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_iocport"))
+        .arg("info")
+        .args(args)
+        .output()
+        .expect("run iocport info");
+    assert!(
+        out.status.success(),
+        "iocport info {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json() -> Value {
+    let out = info(&["--json"]);
+    serde_json::from_slice(&out.stdout).expect("iocport info --json prints JSON")
+}
+
+/// Makes `io_uring_setup` fail with `EPERM` in the child, as a container runtime's default
+/// seccomp profile does: a seccomp filter installed between fork and exec. Needs no privileges
+/// (`PR_SET_NO_NEW_PRIVS` is set first).
+fn without_io_uring(cmd: &mut Command) {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        // Load the system call number (`seccomp_data.nr`, offset 0).
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        // io_uring_setup: go on to the next instruction; anything else: skip it.
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: the closure makes two prctl system calls (async-signal-safe, no allocation); the
+    // filter they point to is the closure's own copy, valid during the calls, and the kernel
+    // copies it.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The running kernel's release, as `uname -r` prints it.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .expect("read osrelease")
+        .trim()
+        .to_owned()
+}
+
+/// `getrlimit` of this process (the child inherits it); `None` for `RLIM_INFINITY`.
+fn rlimit(resource: libc::__rlimit_resource_t) -> (Option<u64>, Option<u64>) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit that outlives the call.
+    assert_eq!(unsafe { libc::getrlimit(resource, &mut lim) }, 0);
+    let v = |x| (x != libc::RLIM_INFINITY).then_some(x);
+    (v(lim.rlim_cur), v(lim.rlim_max))
+}
+
+/// A limit from the JSON: a number, or `None` for `"unlimited"`.
+fn json_limit(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => {
+            assert_eq!(s, "unlimited");
+            None
+        }
+        v => Some(v.as_u64().expect("a limit is a number or \"unlimited\"")),
+    }
+}
+
+#[test]
+fn text_names_backend_kernel_limits_and_opcodes() {
+    let out = info(&[]);
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    for word in [
+        "backend",
+        "io_uring",
+        "kernel",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_NOFILE",
+        "cpus",
+        "op Read",
+        "feature nodrop",
+    ] {
+        assert!(text.contains(word), "no {word:?} in:\n{text}");
+    }
+    assert!(
+        text.contains(&kernel_release()),
+        "kernel release missing:\n{text}"
+    );
+    // Aligned: every value starts in the same column.
+    let columns: Vec<usize> = text
+        .lines()
+        .map(|l| {
+            let key_end = l
+                .trim_start()
+                .find("  ")
+                .expect("two spaces after the name")
+                + (l.len() - l.trim_start().len());
+            key_end + l[key_end..].len() - l[key_end..].trim_start().len()
+        })
+        .collect();
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "values not aligned:\n{text}"
+    );
+}
+
+#[test]
+fn json_parses_with_the_fields_and_agrees_with_this_process() {
+    let v = json();
+    assert_eq!(v["backend"]["name"], "io_uring");
+    let available = v["backend"]["available"]
+        .as_bool()
+        .expect("backend.available is a bool");
+    if !available {
+        let reason = v["backend"]["reason"]
+            .as_str()
+            .expect("a reason when unavailable");
+        assert!(!reason.is_empty());
+        eprintln!("note: io_uring is unavailable here: {reason}");
+    }
+    assert_eq!(v["kernel"]["release"], kernel_release());
+    assert_eq!(v["kernel"]["sysname"], "Linux");
+
+    for (name, resource) in [
+        ("RLIMIT_MEMLOCK", libc::RLIMIT_MEMLOCK),
+        ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE),
+    ] {
+        let lim = &v["rlimits"][name];
+        let (soft, hard) = rlimit(resource);
+        assert_eq!(json_limit(&lim["soft"]), soft, "{name} soft");
+        assert_eq!(json_limit(&lim["hard"]), hard, "{name} hard");
+    }
+
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(v["cpus"]["available"].as_u64(), Some(cpus as u64));
+
+    let used = v["opcodes"]["used"].as_array().expect("opcodes.used");
+    let read = used
+        .iter()
+        .find(|o| o["name"] == "Read")
+        .expect("Read is an opcode iocport uses");
+    assert_eq!(read["code"], 22, "IORING_OP_READ");
+    if available {
+        // iocport cannot run without reads, and it set up a ring, so the probe answered.
+        assert_eq!(read["supported"], true);
+        assert_eq!(v["io_uring"]["features"]["nodrop"], true);
+        assert_eq!(v["io_uring"]["features"]["ext_arg"], true);
+        assert_eq!(v["io_uring"]["setup"], true);
+    }
+    let all = v["opcodes"]["all"].as_array().expect("opcodes.all");
+    assert!(all.len() > used.len());
+    for op in used {
+        assert!(
+            all.iter()
+                .any(|a| a["code"] == op["code"] && a["supported"] == op["supported"]),
+            "{op} is in the full list with the same answer"
+        );
+    }
+}
+
+#[test]
+fn text_and_json_agree_on_availability() {
+    let text = String::from_utf8(info(&[]).stdout).expect("UTF-8");
+    let available = json()["backend"]["available"] == true;
+    assert_eq!(text.contains("io_uring (available)"), available, "{text}");
+}
+
+#[test]
+fn all_lists_opcodes_iocport_does_not_use() {
+    let short = String::from_utf8(info(&[]).stdout).expect("UTF-8");
+    let long = String::from_utf8(info(&["--all"]).stdout).expect("UTF-8");
+    assert!(!short.contains("op Splice"), "{short}");
+    assert!(long.contains("op Splice"), "{long}");
+    assert!(long.lines().count() > short.lines().count() + 30);
+}
+
+#[test]
+fn a_seccomp_filter_against_io_uring_is_reported_as_the_reason() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
+    cmd.args(["info", "--json"]);
+    without_io_uring(&mut cmd);
+    let out = cmd.output().expect("run iocport info");
+    assert!(out.status.success(), "info reports, it does not fail");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["backend"]["available"], false);
+    let reason = v["backend"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("seccomp"), "{reason}");
+    assert_eq!(v["io_uring"]["setup"], false);
+    assert_eq!(v["io_uring"]["seccomp"], 2);
+    assert!(
+        v["io_uring"]["io_uring_disabled"].is_u64() || v["io_uring"]["io_uring_disabled"].is_null()
+    );
+    let read = v["opcodes"]["used"]
+        .as_array()
+        .expect("opcodes.used")
+        .iter()
+        .find(|o| o["name"] == "Read")
+        .expect("Read is listed");
+    assert_eq!(read["supported"], Value::Null, "unknown without a ring");
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
+    cmd.arg("info");
+    without_io_uring(&mut cmd);
+    let text = String::from_utf8(cmd.output().expect("run").stdout).expect("UTF-8");
+    assert!(text.contains("io_uring is unavailable"), "{text}");
+    assert!(
+        text.contains("RLIMIT_NOFILE"),
+        "the rest is still reported:\n{text}"
+    );
+}
