@@ -23,8 +23,9 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread;
 
-use iocport::{CompletionPort, GetError, Handle, OpError, Packet, Started};
+use iocport::{CompletionPort, GetError, Handle, Packet};
 
+use crate::server::started;
 use crate::signal;
 
 /// Arguments of `iocport echo`.
@@ -185,23 +186,6 @@ impl Server {
     pub(crate) fn stop(self) -> Result<(), String> {
         drop(self.port.close());
         self.wait()
-    }
-}
-
-/// Deals with the result of starting an operation: an operation that completed at once (only on a
-/// skip-on-success handle) goes to `ready`; one refused because the port closed is dropped.
-fn started(
-    r: Result<Started<Op, Vec<u8>>, OpError<Op, Vec<u8>>>,
-    ready: &mut Vec<Packet<Op>>,
-) -> Result<(), String> {
-    match r {
-        Ok(Started::Pending(_)) => Ok(()),
-        Ok(Started::Done(p)) => {
-            ready.push(p);
-            Ok(())
-        }
-        Err(e) if matches!(e.error, iocport::Error::Closed) => Ok(()),
-        Err(e) => Err(format!("starting an operation: {e}")),
     }
 }
 

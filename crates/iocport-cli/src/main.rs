@@ -6,6 +6,7 @@ mod copy;
 mod echo;
 mod info;
 mod serve;
+mod server;
 mod signal;
 
 use std::process::ExitCode;

@@ -7,6 +7,8 @@
 //! in a private mount namespace of the child, which needs root: it is skipped with a note
 //! otherwise. Nothing else needs privileges.
 
+mod util;
+
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use util::without_io_uring;
 
 /// The block size most tests use, so that files of a few blocks exercise every path.
 const BLOCK: usize = 64 << 10;
@@ -166,55 +170,6 @@ fn drop_dac_capabilities() -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Makes `io_uring_setup` fail with `EPERM` in the child, as a container runtime's default
-/// seccomp profile does: a seccomp filter installed between fork and exec. Needs no privileges
-/// (`PR_SET_NO_NEW_PRIVS` is set first).
-fn without_io_uring(cmd: &mut Command) {
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let filter = [
-        // Load the system call number (`seccomp_data.nr`, offset 0).
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
-        // io_uring_setup: go on to the next instruction; anything else: skip it.
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_io_uring_setup as u32,
-        },
-        stmt(
-            libc::BPF_RET | libc::BPF_K,
-            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        ),
-        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
-    ];
-    // SAFETY: the closure makes two prctl system calls (async-signal-safe, no allocation); the
-    // filter they point to is the closure's own copy, valid during the calls, and the kernel
-    // copies it.
-    unsafe {
-        cmd.pre_exec(move || {
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr().cast_mut(),
-            };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &prog as *const libc::sock_fprog,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }
 
 /// Limits the child's file size to `bytes` (`RLIMIT_FSIZE`): writes beyond fail with `EFBIG`.

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use super::child::{find_tool, Guard};
 use super::file::is_tmpfs;
-use super::{run_case, say, Config, Contender, Goal, Report, Target, Values, IOCPORT};
+use super::{
+    run_case, say, tool_version, Config, Contender, Goal, Report, Target, Values, IOCPORT,
+};
 
 const SUITE: &str = "copy";
 const CP: &str = "cp";
@@ -50,15 +52,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     } else {
         (1u64 << 30, "copy_1gib")
     };
-    let copy_cfg = if cfg.quick {
-        *cfg
-    } else {
-        Config {
-            rounds: FULL_ROUNDS,
-            warmup: false,
-            ..*cfg
-        }
-    };
+    let copy_cfg = cfg.with_rounds(FULL_ROUNDS, false);
     let base = base_dir();
     remove_stale_dirs(&base);
     let free = free_bytes(&base)?;
@@ -95,7 +89,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         },
         copy_cfg.rounds,
         eviction.describe(),
-        cp_version(&cp).unwrap_or_else(|| cp.display().to_string()),
+        tool_version(&cp, "--version").unwrap_or_else(|| cp.display().to_string()),
     ));
 
     let limit = Duration::from_secs(30 + size / MIN_RATE);
@@ -292,21 +286,6 @@ fn write_source(path: &Path, size: u64) -> Result<(), String> {
         f.sync_all()
     };
     write().map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// `cp (GNU coreutils) 9.1`.
-fn cp_version(cp: &Path) -> Option<String> {
-    let out = Command::new(cp)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    out.status
-        .success()
-        .then(|| text.lines().next().unwrap_or("").trim().to_owned())
-        .filter(|l| !l.is_empty())
 }
 
 /// Where the run's directory goes: `$IOCPORT_BENCH_DIR`, else the `target/` directory this binary

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 use iocport::{GetError, IoBuf, Packet, Started};
 
 use super::{
-    join, missing_tool_note, run_case, Config, Contender, Goal, Record, Report, Target, Values,
-    IOCPORT, IO_WAIT,
+    join, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Record, Report,
+    Target, Values, IOCPORT, IO_WAIT,
 };
 
 const SUITE: &str = "file";
@@ -117,15 +117,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     let mut report = Report::default();
     let size: u64 = if cfg.quick { 64 << 20 } else { 1 << 30 };
     let runtime = if cfg.quick { RUNTIME / 5 } else { RUNTIME };
-    let file_cfg = if cfg.quick {
-        *cfg
-    } else {
-        Config {
-            rounds: FULL_ROUNDS,
-            warmup: false,
-            ..*cfg
-        }
-    };
+    let file_cfg = cfg.with_rounds(FULL_ROUNDS, false);
     let base = std::env::var_os("IOCPORT_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -137,7 +129,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         file.path.display(),
         t.elapsed().as_secs_f64()
     ));
-    let fio = fio_version();
+    let fio = tool_version(Path::new("fio"), "--version");
     report.notes.push(format!(
         "file_*: 4 KiB random reads of a {} MiB file in {}; {} round(s) of {:.1}s per system; \
          iocport runs {} worker thread(s) calling get; fio{} runs with --thread --norandommap \
@@ -468,19 +460,6 @@ fn read_pread(w: &Workload<'_>) -> Result<Values, String> {
         result?;
         Ok(vec![("iops", total as f64 / (end - start).as_secs_f64())])
     })
-}
-
-/// `fio --version`, or `None` when fio cannot be run.
-fn fio_version() -> Option<String> {
-    let out = Command::new("fio")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// fio with `engine` (`io_uring`: one job at `iodepth = depth`; `psync`: `numjobs = depth`

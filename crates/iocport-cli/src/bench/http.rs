@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use super::child::{find_tool, Guard};
 use super::{
-    cpus, missing_tool_note, run_case, Config, Contender, Goal, Report, Target, Values, IOCPORT,
+    cpus, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Report, Target,
+    Values, IOCPORT,
 };
 
 const SUITE: &str = "http";
@@ -64,15 +65,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     let nginx = find_tool("nginx", &["/usr/sbin/nginx", "/usr/local/sbin/nginx"]);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let runtime = if cfg.quick { QUICK_RUNTIME } else { RUNTIME };
-    let http_cfg = if cfg.quick {
-        *cfg
-    } else {
-        Config {
-            rounds: FULL_ROUNDS,
-            warmup: true,
-            ..*cfg
-        }
-    };
+    let http_cfg = cfg.with_rounds(FULL_ROUNDS, true);
     let threads = cpus();
     let dir = RunDir::create()?;
     let docroot = dir.path.join("www");
@@ -396,19 +389,6 @@ fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free port: {e}"))
-}
-
-/// The first line of `tool FLAG`'s output (stdout or stderr).
-fn tool_version(tool: &Path, flag: &str) -> Option<String> {
-    let out = Command::new(tool)
-        .arg(flag)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = [out.stdout, out.stderr].concat();
-    let text = String::from_utf8_lossy(&text);
-    let line = text.lines().next()?.trim();
-    (!line.is_empty()).then(|| line.to_owned())
 }
 
 /// `nginx/1.22.1`.

@@ -81,6 +81,20 @@ impl Config {
         }
     }
 
+    /// For a full run, this configuration with `rounds` rounds and `warmup` (suites whose rounds are
+    /// long run fewer); with `--quick`, unchanged.
+    pub fn with_rounds(&self, rounds: usize, warmup: bool) -> Config {
+        if self.quick {
+            *self
+        } else {
+            Config {
+                rounds,
+                warmup,
+                ..*self
+            }
+        }
+    }
+
     /// `full` normally, `quick` with `--quick`.
     pub fn size(&self, full: usize, quick: usize) -> usize {
         if self.quick {
@@ -352,6 +366,19 @@ impl Drop for Progress {
 
 // ---------------------------------------------------------------------------------------------
 // Suites and the command
+
+/// The first line of `tool FLAG`'s output (stdout or stderr): a peer's version, for the notes.
+pub(crate) fn tool_version(tool: &Path, flag: &str) -> Option<String> {
+    let out = std::process::Command::new(tool)
+        .arg(flag)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = [out.stdout, out.stderr].concat();
+    let text = String::from_utf8_lossy(&text);
+    let line = text.lines().next()?.trim();
+    (!line.is_empty()).then(|| line.to_owned())
+}
 
 /// A suite: its name and its entry point.
 struct Suite {

@@ -69,8 +69,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iocport::{CompletionPort, GetError, Handle, Interest, OpError, Packet, Started};
+use iocport::{CompletionPort, GetError, Handle, Interest, Packet, Started};
 
+use crate::server::started;
 use crate::signal;
 use buf::{Buf, Pool};
 use conn::Conn;
@@ -306,7 +307,7 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
     };
     let mut ready = Vec::new();
     let started = (0..ACCEPTS)
-        .try_for_each(|_| start(shared.listener.accept(Op::Accept), &mut ready))
+        .try_for_each(|_| started(shared.listener.accept(Op::Accept), &mut ready))
         .and_then(|()| start_signal_read(&shared, &mut ready))
         .and_then(|()| start_sweep(&shared));
     if let Err(e) = started {
@@ -415,14 +416,14 @@ fn dispatch(shared: &Arc<Shared>, mut packet: Packet<Op, Buf>, ready: &mut Ready
                             eprintln!("iocport serve: accept: {e} (retrying)");
                         }
                         let r = shared.port.timer(ACCEPT_RETRY, LISTENER, Op::AcceptLater);
-                        report(start(r.map(Started::Pending), ready));
+                        report(started(r.map(Started::Pending), ready));
                         return;
                     }
                 },
             }
-            report(start(shared.listener.accept(Op::Accept), ready));
+            report(started(shared.listener.accept(Op::Accept), ready));
         }
-        Op::AcceptLater => report(start(shared.listener.accept(Op::Accept), ready)),
+        Op::AcceptLater => report(started(shared.listener.accept(Op::Accept), ready)),
         Op::Recv(conn) => conn.on_recv(r, buf, ready),
         Op::Send(conn) => conn.on_send(r, buf, ready),
         Op::Read(conn) => conn.on_read(r, buf, ready),
@@ -442,7 +443,7 @@ fn dispatch(shared: &Arc<Shared>, mut packet: Packet<Op, Buf>, ready: &mut Ready
             // A nonblocking signalfd with no signal yet: wait for it to become readable.
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                 let r = shared.signals.poll(Interest::READABLE, Op::SignalReady);
-                report(start(r, ready));
+                report(started(r, ready));
             }
             Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {}
             Err(e) => eprintln!("iocport serve: reading the signalfd: {e}"),
@@ -464,23 +465,6 @@ fn dispatch(shared: &Arc<Shared>, mut packet: Packet<Op, Buf>, ready: &mut Ready
     }
 }
 
-/// Deals with the start of a server operation: a packet that is there at once goes to `ready`.
-///
-/// # Errors
-///
-/// Why it could not start; `Ok` if only because the port is closing.
-fn start(r: Result<Started<Op, Buf>, OpError<Op, Buf>>, ready: &mut Ready) -> Result<(), String> {
-    match r {
-        Ok(Started::Pending(_)) => Ok(()),
-        Ok(Started::Done(packet)) => {
-            ready.push(packet);
-            Ok(())
-        }
-        Err(e) if matches!(e.error, iocport::Error::Closed) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Prints why a server operation could not be restarted (the server goes on without it).
 fn report(r: Result<(), String>) {
     if let Err(e) = r {
@@ -492,7 +476,7 @@ fn report(r: Result<(), String>) {
 fn start_signal_read(shared: &Shared, ready: &mut Ready) -> Result<(), String> {
     let mut buf = Buf::with_size(signal::SIGINFO_SIZE);
     buf.window_tail(signal::SIGINFO_SIZE);
-    start(shared.signals.read(buf, Op::Signal), ready)
+    started(shared.signals.read(buf, Op::Signal), ready)
 }
 
 /// Starts the next sweep timer.
