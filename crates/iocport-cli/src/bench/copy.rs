@@ -36,7 +36,7 @@ const CP: &str = "cp";
 /// The prefix of the run directories.
 const DIR_PREFIX: &str = "iocport-bench-copy-";
 /// Measured rounds in a full run (each copies the whole file, cold).
-const FULL_ROUNDS: usize = 3;
+const FULL_ROUNDS: usize = 7;
 /// The slowest copy rate tolerated before a copy is killed: 1 GiB in at most 2 minutes.
 const MIN_RATE: u64 = 8 << 20;
 
