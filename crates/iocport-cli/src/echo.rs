@@ -1,7 +1,7 @@
 //! `iocport echo`: a TCP echo server written as a Windows IOCP server is, on the public API of
 //! `iocport` alone.
 //!
-//! One port, `--threads` worker threads calling `get` on it, and the concurrency value equal to the
+//! One port, `--threads` worker threads calling `get_many` on it, and the concurrency value equal to the
 //! number of threads. [`ACCEPTS`] accepts are kept pending on the listener; an accepted socket is
 //! associated with the port and gets a recv; the data of a recv goes back with a send, and the
 //! completion of the send starts the next recv. Every operation carries its [`Op`], which holds the
@@ -74,6 +74,9 @@ const CONN: usize = 1;
 const SIGNAL: usize = 2;
 /// Accepts kept pending on the listener.
 const ACCEPTS: usize = 4;
+/// Packets a worker takes at once (`get_many`): the recvs and sends it starts while serving them
+/// are submitted with one system call.
+const BATCH: usize = 32;
 
 /// What an operation of the server is, with the handle it runs on: the worker that gets its packet
 /// starts the next operation on that handle.
@@ -192,16 +195,20 @@ impl Server {
 /// A worker: takes packets (those in `ready` first) until the port closes.
 fn worker(port: &CompletionPort<Op>, ready: &mut Vec<Packet<Op>>) -> Result<(), String> {
     loop {
-        while let Some(p) = ready.pop() {
-            if let Err(e) = on_packet(port, p, ready) {
-                drop(port.close());
-                return Err(e);
+        // The operations started while serving these packets go to the kernel together.
+        let served = port.batch(|| {
+            while let Some(p) = ready.pop() {
+                on_packet(port, p, ready)?;
             }
+            Ok(())
+        });
+        if let Err(e) = served {
+            drop(port.close());
+            return Err(e);
         }
-        match port.get(None) {
-            Ok(p) => ready.push(p),
+        match port.get_many(ready, BATCH, None) {
+            Ok(_) | Err(GetError::TimedOut) => {}
             Err(GetError::Closed) => return Ok(()),
-            Err(GetError::TimedOut) => {}
         }
     }
 }
