@@ -1083,6 +1083,11 @@ impl<'a> Copier<'a> {
     fn verify(&mut self, tmp_path: &Path, synced: bool) -> Result<u32, String> {
         let port = self.port;
         let plan = self.plan;
+        // What was copied: the size at the start, or less if the source shrank. A source that
+        // grew meanwhile is checked over that length only.
+        let copied = fs::metadata(tmp_path)
+            .map_err(|e| format!("verify: cannot stat the copy: {e}; {}", plan.unchanged()))?
+            .len();
         let files = [
             (Side::Source, plan.src.clone()),
             (Side::Copy, tmp_path.to_path_buf()),
@@ -1094,7 +1099,7 @@ impl<'a> Copier<'a> {
                 s.spawn(move || {
                     // The packet must come whatever happens: `pump` waits for it.
                     let sum = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        checksum(&path, side == Side::Copy && synced, &stop)
+                        checksum(&path, side == Side::Copy && synced, copied, &stop)
                     }))
                     .unwrap_or_else(|_| Err(io::Error::other("the checksum thread panicked")));
                     // The port stays open until `pump` has seen this packet.
@@ -1120,10 +1125,11 @@ impl<'a> Copier<'a> {
     }
 }
 
-/// The CRC-32 and length of the file at `path`, read sequentially. With `uncached`, its pages are
-/// first dropped from the page cache (they must be clean: the file was synced), so that the device
-/// is read. Gives up early, with an error, if `stop` is set.
-fn checksum(path: &Path, uncached: bool, stop: &AtomicBool) -> io::Result<Sum> {
+/// The CRC-32 and length of the first `limit` bytes of the file at `path` (fewer if it is shorter),
+/// read sequentially. With `uncached`, its pages are first dropped from the page cache (they must
+/// be clean: the file was synced), so that the device is read. Gives up early, with an error, if
+/// `stop` is set.
+fn checksum(path: &Path, uncached: bool, limit: u64, stop: &AtomicBool) -> io::Result<Sum> {
     let mut file = File::open(path)?;
     if uncached {
         // A hint: if it fails, the check reads the page cache instead. SAFETY: no pointers.
@@ -1138,7 +1144,10 @@ fn checksum(path: &Path, uncached: bool, stop: &AtomicBool) -> io::Result<Sum> {
         if stop.load(Ordering::Relaxed) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
         }
-        match file.read(&mut buf) {
+        let want = buf
+            .len()
+            .min(usize::try_from(limit - len).unwrap_or(usize::MAX));
+        match file.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => {
                 hasher.update(&buf[..n]);

@@ -23,7 +23,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread;
 
-use iocport::{CompletionPort, GetError, Handle, Packet};
+use iocport::{CompletionPort, GetError, Handle, Packet, Started};
 
 use crate::server::started;
 use crate::signal;
@@ -74,6 +74,8 @@ const CONN: usize = 1;
 const SIGNAL: usize = 2;
 /// Accepts kept pending on the listener.
 const ACCEPTS: usize = 4;
+/// How long an accept that failed for want of descriptors or memory waits before it is retried.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Packets a worker takes at once (`get_many`): the recvs and sends it starts while serving them
 /// are submitted with one system call.
 const BATCH: usize = 32;
@@ -83,6 +85,8 @@ const BATCH: usize = 32;
 pub(crate) enum Op {
     /// An accept on the listener.
     Accept(Arc<Handle<Op>>),
+    /// A timer after an accept failed for want of descriptors or memory: accept again then.
+    AcceptLater(Arc<Handle<Op>>),
     /// A recv on a connection.
     Recv(Arc<Handle<Op>>),
     /// A send of the echo on a connection.
@@ -226,16 +230,26 @@ fn on_packet(
             drop(port.close());
             Ok(())
         }
+        // Expired, or cancelled by `close` (then the accept is refused as "closed" and dropped).
+        (_, _, Op::AcceptLater(listener)) => {
+            started(listener.accept(Op::Accept(Arc::clone(&listener))), ready)
+        }
         (_, socket, Op::Accept(listener)) => {
             if let Some(e) = status.error() {
                 if port.is_closed() || e.raw_os_error() == Some(libc::ECANCELED) {
                     return Ok(());
                 }
-                // A peer that gave up before its connection was accepted, or a momentary lack of
-                // descriptors or memory: that connection is lost, the server goes on.
-                let transient = [libc::ECONNABORTED, libc::EMFILE, libc::ENFILE, libc::ENOMEM];
-                if !transient.contains(&e.raw_os_error().unwrap_or(0)) {
-                    return Err(format!("accept: {e}"));
+                match e.raw_os_error() {
+                    // The connection went away before it was accepted, or a transient error
+                    // accept(2) says to retry: accept again at once.
+                    Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => {}
+                    // Out of descriptors or memory: accepting again at once would fail at once
+                    // again, so wait a little, through the port.
+                    _ => {
+                        let later = Op::AcceptLater(Arc::clone(&listener));
+                        let r = port.timer(ACCEPT_RETRY, LISTENER, later);
+                        return started(r.map(Started::Pending), ready);
+                    }
                 }
             } else {
                 let socket = socket.ok_or("an accept packet without a socket")?;

@@ -380,6 +380,47 @@ fn head_sends_no_body() {
     server.stop();
 }
 
+// Catches: Range honoured on HEAD (RFC 9110 section 14.2: only GET), which gave 206 or 416.
+#[test]
+fn head_ignores_range() {
+    let (dir, big) = site("head-range");
+    let server = Server::start(&www(&dir), &[]);
+    for range in ["bytes=0-9", "bytes=99999999-"] {
+        let req = format!("HEAD /big.bin HTTP/1.1\r\nHost: t\r\nRange: {range}\r\n\r\n");
+        let mut s = connect(server.addr);
+        s.write_all(req.as_bytes()).expect("send");
+        let head = read_response(&mut s, &mut Vec::new(), true);
+        assert_eq!(head.status, 200, "{range}");
+        assert_eq!(head.content_length(), big.len(), "{range}");
+    }
+    server.stop();
+}
+
+// Catches: a worker panic (and the whole server stopping) on a file dated before 1970, which an
+// HTTP date cannot express.
+#[test]
+fn files_dated_before_1970_are_served() {
+    let (dir, _) = site("old-file");
+    let old = std::fs::File::options()
+        .write(true)
+        .open(www(&dir).join("hello.txt"))
+        .expect("open");
+    let before_epoch = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400 * 200);
+    old.set_modified(before_epoch).expect("set mtime");
+    drop(old);
+    let server = Server::start(&www(&dir), &[]);
+    for _ in 0..2 {
+        let r = exchange(server.addr, &request("/hello.txt"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"hello, world\n");
+        assert_eq!(
+            r.header("Last-Modified"),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+    }
+    server.stop();
+}
+
 #[test]
 fn keep_alive_serves_several_requests_on_one_connection() {
     let (dir, big) = site("keepalive");

@@ -317,11 +317,15 @@ impl Conn {
                     if self.out.used() > 0 {
                         return Step::Send;
                     }
+                    // Requests were answered: whatever is left is the start of a new one, and
+                    // the idle clock starts now (not when the answered ones arrived).
+                    let answered = self.parsed > 0;
                     self.inb.consume(self.parsed);
                     self.parsed = 0;
-                    if self.inb.used() == 0 {
-                        // Waiting for a new request: the idle clock starts now.
+                    if answered || self.inb.used() == 0 {
                         self.deadline = Instant::now() + self.shared.idle;
+                    }
+                    if self.inb.used() == 0 {
                         self.inb.shrink_if_over(IN_START, IN_START);
                     } else if self.inb.used() == self.inb.size() {
                         if self.inb.size() >= IN_MAX {
@@ -595,7 +599,8 @@ fn plan(req: &Request<'_>, size: u64, mtime_secs: i64) -> Plan {
         }
     }
     match req.range {
-        Some(r) if !req.if_range => match http::range(r, size) {
+        // Range applies to GET only (RFC 9110 section 14.2): HEAD describes the whole file.
+        Some(r) if !req.if_range && req.method == Method::Get => match http::range(r, size) {
             Range::Full => Plan::Whole,
             Range::Part(first, last) => Plan::Part(first, last),
             Range::Unsatisfiable => Plan::Unsatisfiable,

@@ -198,12 +198,11 @@ impl FileId {
 
     /// The modification time as an HTTP date.
     pub(super) fn last_modified(&self) -> HttpDate {
-        let t = if self.mtime.0 >= 0 {
-            UNIX_EPOCH + Duration::from_secs(self.mtime.0.unsigned_abs())
-        } else {
-            UNIX_EPOCH - Duration::from_secs(self.mtime.0.unsigned_abs())
-        };
-        http::http_date(t)
+        // An HTTP date can say neither a time before 1970 nor one after 9999 (and `httpdate`
+        // panics on them): a file dated outside that range is reported at the nearest end.
+        const LAST: i64 = 253_402_300_799; // 9999-12-31 23:59:59 UTC
+        let secs = self.mtime.0.clamp(0, LAST).unsigned_abs();
+        http::http_date(UNIX_EPOCH + Duration::from_secs(secs))
     }
 
     /// Whether the file was last changed at least [`SETTLED`] before `now`.

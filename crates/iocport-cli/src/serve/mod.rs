@@ -440,18 +440,19 @@ fn dispatch(shared: &Arc<Shared>, mut packet: Packet<Op, Buf>, ready: &mut Ready
                 };
                 shared.request_stop(Ok(why));
             }
-            // A nonblocking signalfd with no signal yet: wait for it to become readable.
+            // No signal yet (a kernel that does not wait on the fd): wait for it to be readable.
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                 let r = shared.signals.poll(Interest::READABLE, Op::SignalReady);
                 report(started(r, ready));
             }
             Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {}
-            Err(e) => eprintln!("iocport serve: reading the signalfd: {e}"),
+            // Without the signalfd nothing could stop the server but SIGKILL: stop now.
+            Err(e) => shared.request_stop(Err(format!("reading the signalfd: {e}"))),
         },
         Op::SignalReady => match r {
             Ok(_) => report(start_signal_read(shared, ready)),
             Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {}
-            Err(e) => eprintln!("iocport serve: waiting on the signalfd: {e}"),
+            Err(e) => shared.request_stop(Err(format!("waiting on the signalfd: {e}"))),
         },
         Op::Sweep => {
             let mut overdue = Vec::new();
