@@ -206,6 +206,17 @@ fn write_sparse(path: &Path, size: u64, at: &[(u64, &[u8])]) -> bool {
 
 #[test]
 fn sizes_around_the_block_are_copied_exactly_with_their_mode() {
+    sizes_around_the_block(&["--direct", "never"]);
+}
+
+// Catches: an O_DIRECT read of the last, partial block asked for its exact length (EINVAL), or
+// its rounded-up length copied (a copy longer than the source).
+#[test]
+fn sizes_around_the_block_with_direct_reads() {
+    sizes_around_the_block(&["--direct", "always"]);
+}
+
+fn sizes_around_the_block(extra: &[&str]) {
     let dir = TempDir::new("sizes");
     let sizes = [
         0,
@@ -222,7 +233,10 @@ fn sizes_around_the_block_are_copied_exactly_with_their_mode() {
         let dst = dir.join(&format!("dst-{size}"));
         let data = random_bytes(size, i as u64 + 1);
         write_file(&src, &data, mode);
-        let out = copy(&[&"-q", &"--block", &"64K", &"--depth", &"4", &src, &dst]);
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"-q", &"--block", &"64K", &"--depth", &"4", &src, &dst];
+        args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        let out = copy(&args);
         assert_ok(&out);
         assert!(out.stderr.is_empty(), "--quiet prints nothing");
         let copied = fs::read(&dst).expect("read copy");
