@@ -663,6 +663,8 @@ struct Extents<'a> {
     data_end: u64,
     /// Whether the file system answers `SEEK_DATA`; without it the whole file is data.
     seek: bool,
+    /// Set when `SEEK_DATA` found no data because the file now ends before `size`: where it ends.
+    shrunk: Option<u64>,
 }
 
 /// A second descriptor of the source opened with `O_DIRECT`, when `--direct` asks for one and it can
@@ -725,8 +727,13 @@ impl Extents<'_> {
                         self.pos = data;
                         self.data_end = self.lseek(data, libc::SEEK_HOLE)?.min(self.size);
                     }
-                    // No data after `pos`: the rest is a hole.
+                    // No data after `pos`: the rest is a hole, or the file shrank below `pos`
+                    // (then the copy ends where the file now does, as when a read meets its end).
                     Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                        let now = self.file.metadata()?.len();
+                        if now < self.size {
+                            self.shrunk = Some(now);
+                        }
                         skipped = self.size - self.pos;
                         self.pos = self.size;
                     }
@@ -853,6 +860,7 @@ impl<'a> Copier<'a> {
                 pos: 0,
                 data_end: 0,
                 seek: true,
+                shrunk: None,
             },
             slots,
             block: args.block,
@@ -1101,7 +1109,11 @@ impl<'a> Copier<'a> {
         if self.failure.is_some() {
             return;
         }
-        match self.extents.next(self.block) {
+        let next = self.extents.next(self.block);
+        if let Some(end) = self.extents.shrunk.take() {
+            self.eof = Some(self.eof.map_or(end, |e| e.min(end)));
+        }
+        match next {
             Ok((skipped, block)) => {
                 if skipped > 0 {
                     self.progress_pos += skipped;
