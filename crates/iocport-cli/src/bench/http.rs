@@ -505,28 +505,37 @@ fn tail(log: &Mutex<Vec<String>>) -> String {
     }
 }
 
+/// Stops a server process with SIGINT: an error, with the last lines of its log (`tail`), if it
+/// had exited already (during the load) or exits unsuccessfully.
+fn stop_server(guard: &mut Guard, name: &str, tail: impl Fn() -> String) -> Result<(), String> {
+    if let Some(status) = guard.try_wait()? {
+        return Err(format!(
+            "{name} exited ({status}) during the load: {}",
+            tail()
+        ));
+    }
+    let status = guard.stop()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} exited with {status} after SIGINT: {}",
+            tail()
+        ))
+    }
+}
+
 impl Server for ServeServer {
     fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     fn stop(mut self) -> Result<(), String> {
-        if let Some(status) = self.guard.try_wait()? {
-            return Err(format!(
-                "iocport serve exited ({status}) during the load: {}",
-                tail(&self.log)
-            ));
-        }
-        let status = self.guard.stop()?;
-        if status.success() {
-            Ok(())
-        } else {
+        stop_server(&mut self.guard, "iocport serve", || {
+            // Let the thread that reads its stderr catch up with the last lines.
             std::thread::sleep(Duration::from_millis(20));
-            Err(format!(
-                "iocport serve exited with {status} after SIGINT: {}",
-                tail(&self.log)
-            ))
-        }
+            tail(&self.log)
+        })
     }
 }
 
@@ -598,21 +607,7 @@ impl Server for NginxServer {
     }
 
     fn stop(mut self) -> Result<(), String> {
-        if let Some(status) = self.guard.try_wait()? {
-            return Err(format!(
-                "nginx exited ({status}) during the load: {}",
-                log_tail(&self.log)
-            ));
-        }
-        let status = self.guard.stop()?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "nginx exited with {status} after SIGINT: {}",
-                log_tail(&self.log)
-            ))
-        }
+        stop_server(&mut self.guard, "nginx", || log_tail(&self.log))
     }
 }
 
