@@ -94,10 +94,10 @@ const ACCEPTS: usize = 16;
 /// The most packets a worker takes at once.
 const BATCH: usize = 32;
 /// The most operations a worker serves inline (completed at once, on skip-on-success handles)
-/// for one batch of packets; the rest go to the back of the port's queue. Without a bound, a fast
-/// reader of a page-cached file (read, send, read, ... each completing at once) would keep its
-/// worker to itself.
-const INLINE: usize = 64;
+/// following one packet from the port; the rest go to the back of the port's queue. Without a
+/// bound, a fast reader of a page-cached file (read, send, read, ... each completing at once)
+/// would keep its worker to itself.
+const INLINE: usize = 16;
 /// How long to wait before accepting again after running out of a resource (`EMFILE`).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The largest file whose contents are cached.
@@ -383,8 +383,8 @@ fn worker(shared: &Arc<Shared>, mut got: Ready) {
     loop {
         // The operations started while handling these packets go to the kernel together.
         port.batch(|| {
-            let mut inline = 0;
             for packet in got.drain(..) {
+                let mut inline = 0;
                 dispatch(shared, packet, &mut ready);
                 while let Some(packet) = ready.pop() {
                     if inline == INLINE {
