@@ -37,6 +37,30 @@ pub(crate) struct Args {
     /// Worker threads calling `get` on the port; also the port's concurrency value. 0: one per CPU.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+    /// Who submits operations to the kernel (see `iocport::SubmitMode`).
+    #[arg(long, value_enum, default_value = "caller")]
+    submit: Submit,
+}
+
+/// `--submit`: [`iocport::SubmitMode`] on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Submit {
+    /// Each worker submits what it starts; completions finish on its next kernel entry.
+    Caller,
+    /// As `caller`, and the kernel interrupts a busy worker to finish a completion at once.
+    CallerInterrupted,
+    /// The kernel's submission thread (SQPOLL) owns every operation.
+    KernelThread,
+}
+
+impl From<Submit> for iocport::SubmitMode {
+    fn from(s: Submit) -> Self {
+        match s {
+            Submit::Caller => iocport::SubmitMode::Caller,
+            Submit::CallerInterrupted => iocport::SubmitMode::CallerInterrupted,
+            Submit::KernelThread => iocport::SubmitMode::KernelThread,
+        }
+    }
 }
 
 /// Runs `iocport echo` until SIGINT or SIGTERM.
@@ -47,7 +71,7 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
     let listener = TcpListener::bind(args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let threads = threads_or_cpus(args.threads);
-    let server = Server::start(listener, threads, Some(stop))?;
+    let server = Server::start(listener, threads, args.submit.into(), Some(stop))?;
     eprintln!(
         "iocport echo: listening on {} with {threads} threads (Ctrl-C stops)",
         server.addr()
@@ -110,6 +134,7 @@ impl Server {
     pub(crate) fn start(
         listener: TcpListener,
         threads: usize,
+        mode: iocport::SubmitMode,
         stop: Option<OwnedFd>,
     ) -> Result<Server, String> {
         let addr = listener
@@ -117,6 +142,7 @@ impl Server {
             .map_err(|e| format!("the listener's address: {e}"))?;
         let port = iocport::Builder::new()
             .concurrency(threads)
+            .submit_mode(mode)
             .build::<Op, Vec<u8>>()
             .map_err(|e| format!("cannot create the completion port: {e}"))?;
         let mut server = Server {

@@ -172,6 +172,18 @@ struct Backend {
     available: bool,
     /// Why not, when it is not.
     reason: Option<String>,
+    /// Who submits operations by default (`iocport::SubmitMode`).
+    submit_mode: String,
+    /// Every kernel feature the library probed when it set the port up, with its answer.
+    probes: Vec<PortProbe>,
+}
+
+/// One of the library's own probes (`CompletionPort::features`).
+#[derive(Serialize)]
+struct PortProbe {
+    name: &'static str,
+    available: bool,
+    purpose: &'static str,
 }
 
 /// `uname(2)`.
@@ -414,11 +426,23 @@ impl Info {
             .build::<(), Vec<u8>>()
         {
             Ok(port) => {
+                let probes = port
+                    .features()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| PortProbe {
+                        name: f.name,
+                        available: f.available,
+                        purpose: f.purpose,
+                    })
+                    .collect();
                 port.close();
                 Backend {
                     name: "io_uring",
                     available: true,
                     reason: None,
+                    submit_mode: format!("{:?}", iocport::SubmitMode::default()),
+                    probes,
                 }
             }
             Err(e) => Backend {
@@ -430,6 +454,8 @@ impl Info {
                     disabled_sysctl,
                     seccomp,
                 )),
+                submit_mode: format!("{:?}", iocport::SubmitMode::default()),
+                probes: Vec::new(),
             },
         };
         drop(ring);
@@ -477,10 +503,23 @@ impl Info {
         row(
             "backend",
             match &self.backend.reason {
-                None => "io_uring (available)".to_owned(),
+                None => format!(
+                    "io_uring (available; submit mode {})",
+                    self.backend.submit_mode
+                ),
                 Some(r) => format!("none: io_uring is unavailable: {r}"),
             },
         );
+        for p in &self.backend.probes {
+            // Opcodes are listed below with the kernel's own probe.
+            if p.name.starts_with("IORING_OP_") {
+                continue;
+            }
+            row(
+                &format!("  probe {}", p.name),
+                format!("{}: {}", yes_no(p.available), p.purpose),
+            );
+        }
         let k = &self.kernel;
         row(
             "kernel",

@@ -154,7 +154,52 @@ fn json_parses_with_the_fields_and_agrees_with_this_process() {
 fn text_and_json_agree_on_availability() {
     let text = String::from_utf8(info(&[]).stdout).expect("UTF-8");
     let available = json()["backend"]["available"] == true;
-    assert_eq!(text.contains("io_uring (available)"), available, "{text}");
+    assert_eq!(text.contains("io_uring (available"), available, "{text}");
+}
+
+// The library's own probes: each feature it uses beyond the minimum, with its answer, in the text
+// and the JSON; `IOCPORT_TEST_MISSING` (the switch the test suite uses to run the older kernels'
+// paths) shows up as "no".
+#[test]
+fn probes_show_each_feature_and_the_pretended_missing_ones() {
+    let v = json();
+    if v["backend"]["available"] != true {
+        eprintln!("note: io_uring is unavailable here; nothing probed");
+        return;
+    }
+    assert!(v["backend"]["submit_mode"].is_string());
+    let probes = v["backend"]["probes"].as_array().expect("backend.probes");
+    let find = |v: &Value, name: &str| -> Value {
+        v["backend"]["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("probe {name}"))
+            .clone()
+    };
+    assert!(probes.len() > 3);
+    assert_eq!(find(&v, "IORING_FEAT_NODROP")["available"], true);
+    let text = String::from_utf8(info(&[]).stdout).unwrap();
+    assert!(text.contains("probe IORING_ASYNC_CANCEL_FD"), "{text}");
+
+    let run = |missing: Option<&str>| -> Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
+        cmd.args(["info", "--json"])
+            .env_remove("IOCPORT_TEST_MISSING");
+        if let Some(m) = missing {
+            cmd.env("IOCPORT_TEST_MISSING", m);
+        }
+        serde_json::from_slice(&cmd.output().unwrap().stdout).unwrap()
+    };
+    let real = run(None);
+    let pretend = run(Some("cancel_fd,multishot_poll"));
+    assert_eq!(find(&pretend, "IORING_ASYNC_CANCEL_FD")["available"], false);
+    assert_eq!(find(&pretend, "IORING_POLL_ADD_MULTI")["available"], false);
+    assert_eq!(
+        find(&pretend, "IORING_ASYNC_CANCEL_ANY")["available"],
+        find(&real, "IORING_ASYNC_CANCEL_ANY")["available"]
+    );
 }
 
 #[test]

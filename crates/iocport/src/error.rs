@@ -4,8 +4,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::op::OpId;
-use crate::port::Data;
+use crate::id::OpId;
+use crate::packet::Data;
 
 /// Why the port could not start an operation or set something up. Nothing was queued.
 #[derive(Debug, thiserror::Error)]

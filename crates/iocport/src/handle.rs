@@ -9,19 +9,20 @@ use std::time::Duration;
 
 use crate::buf::IoBuf;
 use crate::error::{Error, OpError};
-use crate::io::{done_now, skips, try_now, FdEntry, Start, SKIP_READS, SKIP_WRITES};
-use crate::op::{Interest, OpId, Request, CURRENT_POSITION};
-use crate::port::{CompletionPort, Packet};
-
-/// Submission queue entries of a port's ring unless [`Builder::entries`] says otherwise.
-pub(crate) const DEFAULT_ENTRIES: u32 = 256;
+use crate::id::OpId;
+use crate::io::{
+    done_now, skips, try_now, Config, FdEntry, Feature, Start, SubmitMode, SKIP_READS, SKIP_WRITES,
+};
+use crate::op::{Interest, Lent, Op, Request, CURRENT_POSITION};
+use crate::packet::Packet;
+use crate::port::CompletionPort;
 
 /// Sets up a port with its io_uring ring at once, so that an unusable io_uring is reported here
 /// rather than at the first operation.
 #[derive(Clone, Debug)]
 pub struct Builder {
     concurrency: usize,
-    entries: u32,
+    config: Config,
 }
 
 impl Default for Builder {
@@ -35,7 +36,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             concurrency: 0,
-            entries: DEFAULT_ENTRIES,
+            config: Config::default(),
         }
     }
 
@@ -49,7 +50,15 @@ impl Builder {
     /// Submission queue entries of the ring (the completion queue has four times as many). A full
     /// queue is submitted and reused, so this bounds batching, not the operations in flight.
     pub fn entries(mut self, n: u32) -> Builder {
-        self.entries = n.max(1);
+        self.config.entries = n.max(1);
+        self
+    }
+
+    /// Who submits the port's operations to the kernel: its own submission thread
+    /// ([`SubmitMode::KernelThread`], the default: operations never depend on the thread that
+    /// started them), or each calling thread ([`SubmitMode::Caller`]).
+    pub fn submit_mode(mut self, mode: SubmitMode) -> Builder {
+        self.config.mode = mode;
         self
     }
 
@@ -60,7 +69,7 @@ impl Builder {
     /// [`Error::Unavailable`] if io_uring cannot be set up, with the reason.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn build<T: Send + 'static, B: IoBuf>(self) -> Result<CompletionPort<T, B>, Error> {
-        let port = CompletionPort::with_entries(self.concurrency, self.entries);
+        let port = CompletionPort::with_config(self.concurrency, self.config);
         port.io()?;
         Ok(port)
     }
@@ -105,7 +114,7 @@ impl<T: Send + 'static, B: IoBuf> Drop for BatchGuard<'_, T, B> {
         BATCH.with(|b| b.set(self.prev));
         if self.prev.0 != self.port.id() {
             if let Some(io) = self.port.io_if_set() {
-                io.flush(&mut || self.port.reap_pending());
+                io.flush(&mut || self.port.reap_in_place());
             }
         }
     }
@@ -132,13 +141,38 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         })
     }
 
-    /// Starts `req` on `fd` (or on no fd) under `key`: sets up the ring if needed and submits it,
-    /// or only queues it inside a `batch`.
+    /// Starts `req` on `fd` (or on no fd) under `key`: checks and lends its buffers, sets up the
+    /// ring if needed and submits it, or only queues it inside a `batch`.
     fn start(
         &self,
         key: usize,
         fd: Option<&Arc<FdEntry>>,
         req: Request<B>,
+        value: T,
+    ) -> Result<OpId, OpError<T, B>> {
+        if let Err((reason, len)) = req.check_buffers() {
+            return Err(OpError {
+                error: Error::InvalidBuffer {
+                    op: req.op().name(),
+                    fd: fd.map_or(-1, |f| f.raw()),
+                    len,
+                    reason,
+                },
+                value,
+                data: req.into_data(),
+            });
+        }
+        let (op, lent) = req.lend();
+        self.start_lent(key, fd, op, lent, value)
+    }
+
+    /// Starts an operation whose buffers are checked and lent already.
+    fn start_lent(
+        &self,
+        key: usize,
+        fd: Option<&Arc<FdEntry>>,
+        op: Op,
+        lent: Lent<B>,
         value: T,
     ) -> Result<OpId, OpError<T, B>> {
         let io = match self.io() {
@@ -147,7 +181,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 return Err(OpError {
                     error,
                     value,
-                    data: req.into_data(),
+                    data: lent.into_data(),
                 })
             }
         };
@@ -156,7 +190,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             fd,
             defer: deferred(self.id()),
         };
-        io.submit(start, req, value, &mut || self.reap_pending())
+        io.submit_lent(start, op, lent, value, &mut || self.reap_in_place())
     }
 
     fn start_port_op(&self, key: usize, req: Request<B>, value: T) -> Result<OpId, OpError<T, B>> {
@@ -192,9 +226,15 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     #[doc(alias = "CancelIoEx")]
     pub fn cancel(&self, id: OpId) -> Result<(), Error> {
         match self.io_if_set() {
-            Some(io) => io.cancel(id),
+            Some(io) => io.cancel(id, &mut || self.reap_in_place()),
             None => Err(Error::NotFound { id }),
         }
+    }
+
+    /// Every kernel feature the I/O backend probed when it was set up, with its answer; `None` if
+    /// the port has no I/O yet (see [`Builder::build`]).
+    pub fn features(&self) -> Option<Vec<Feature>> {
+        self.io_if_set().map(|io| io.report())
     }
 
     /// Runs `f`; the operations it starts on this port (on this thread) are submitted to the kernel
@@ -257,13 +297,18 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
         self.fd.skip_on_success.store(mode, Ordering::Relaxed);
     }
 
-    fn start(&self, mut req: Request<B>, value: T) -> Result<Started<T, B>, OpError<T, B>> {
-        if skips(self.fd.skip_on_success.load(Ordering::Relaxed), &req)
-            && req.check_buffers().is_ok()
+    fn start(&self, req: Request<B>, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        let op = req.op();
+        if skips(self.fd.skip_on_success.load(Ordering::Relaxed), op) && req.check_buffers().is_ok()
         {
-            if let Some(rc) = try_now(&self.fd, &mut req) {
-                return Ok(Started::Done(done_now(self.key, rc, req, value)));
+            let (op, lent) = req.lend();
+            if let Some(rc) = try_now(&self.fd, op, &lent) {
+                return Ok(Started::Done(done_now(self.key, rc, lent, value)));
             }
+            return self
+                .port
+                .start_lent(self.key, Some(&self.fd), op, lent, value)
+                .map(Started::Pending);
         }
         self.port
             .start(self.key, Some(&self.fd), req, value)
@@ -404,15 +449,19 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
     /// Asks the kernel to cancel every operation in flight on this handle; each still ends in one
     /// packet (`ECANCELED`, or its real result if it finished first).
     ///
+    /// A cancellation that cannot be handed to the kernel at once (its queue is full) waits in the
+    /// port and is handed over by the next thread that can, still aimed at this handle's operations
+    /// only.
+    ///
     /// # Errors
     ///
-    /// [`Error::Submit`] if the cancellation could not be submitted.
+    /// None today; the `Result` leaves room for backends that can refuse.
     #[doc(alias = "CancelIoEx")]
     pub fn cancel_all(&self) -> Result<(), Error> {
-        match self.port.io_if_set() {
-            Some(io) => io.cancel_fd(&self.fd),
-            None => Ok(()),
+        if let Some(io) = self.port.io_if_set() {
+            io.cancel_fd(&self.fd, &mut || self.port.reap_in_place());
         }
+        Ok(())
     }
 }
 
@@ -420,6 +469,7 @@ impl<T: Send + 'static, B: IoBuf> Drop for Handle<T, B> {
     /// Cancels the handle's pending operations (their packets still arrive); the fd is closed after
     /// the last of them completes.
     fn drop(&mut self) {
+        self.fd.closing.store(true, Ordering::Relaxed);
         let _ = self.cancel_all();
     }
 }

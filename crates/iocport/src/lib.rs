@@ -14,7 +14,10 @@
 //!
 //! Programs [`post`](CompletionPort::post) their own packets, and start asynchronous operations on
 //! files and sockets [`associate`](CompletionPort::associate)d with the port: each ends in exactly one
-//! packet, which hands the operation's buffer and value back. The operations run on io_uring.
+//! packet, which hands the operation's buffer and value back. The operations run on io_uring; as on
+//! Windows, none ends because the thread that started it exited ([`SubmitMode`] says how, and what
+//! each way costs). Linux 5.11 or later; every newer kernel feature used is probed, never assumed
+//! ([`CompletionPort::features`]).
 //!
 //! # Examples
 //!
@@ -66,11 +69,12 @@
 #![deny(missing_docs)]
 
 mod buf;
-mod driver;
 mod error;
 mod handle;
+mod id;
 mod io;
 mod op;
+mod packet;
 mod port;
 mod queue;
 mod sync;
@@ -79,9 +83,35 @@ mod thread;
 pub use buf::IoBuf;
 pub use error::{Error, OpError};
 pub use handle::{Builder, Handle, Started};
-pub use op::{Interest, OpId};
-pub use port::{CompletionPort, Data, GetError, Packet, PortStats, PostError, Status};
+pub use id::OpId;
+pub use io::{Feature, SubmitMode};
+pub use op::Interest;
+pub use packet::{Data, Packet, Status};
+pub use port::{CompletionPort, GetError, PortStats, PostError};
 pub use thread::{blocking, enter_blocking, BlockingGuard};
+
+/// Knobs for iocport's own tests: not part of the API, may change at any time.
+#[doc(hidden)]
+pub mod testing {
+    /// Moves the process-wide operation generation sequence forward to at least `n` (never back).
+    pub fn advance_generations_to(n: u64) {
+        crate::id::advance_generations_to(n);
+    }
+
+    /// Runs `hook` in every port leader of this process after it has decided to sleep in the kernel
+    /// and before it enters it (the window where a wake-up can be taken by another thread); `None`
+    /// removes it.
+    pub fn set_leader_hook(hook: Option<fn()>) {
+        crate::port::set_leader_hook(hook);
+    }
+
+    /// Loom models only: ports created from now on use the old wake-up scheme (`true`), with the two
+    /// bugs the current one fixes (see `io/wake.rs`), or the current one (`false`, the default).
+    #[cfg(loom)]
+    pub fn set_legacy_wake(on: bool) {
+        crate::io::Config::set_legacy_wake(on);
+    }
+}
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,80 +1,21 @@
-//! What an operation is: its request (fd, buffers, arguments), the memory it lends the kernel while
-//! it runs, the submission entry that describes it, and how its result becomes a packet.
+//! What an operation is, whatever backend runs it: its request (fd, buffers, arguments), the memory
+//! it lends the kernel while it runs, and how its result becomes a packet.
 //!
-//! Every operation is declared once here: [`Request`] is the portable description, `prepare` turns it
-//! into an io_uring entry whose pointers all point into the operation's slot, and `finish` turns the
-//! kernel's result and the slot's contents back into a packet's `bytes`, `status` and `data`.
+//! A [`Request`] is split by [`Request::lend`] into its arguments ([`Op`], plain data) and the memory
+//! it lends ([`Lent`]: the buffers, with their addresses and lengths read *before* any lock is
+//! taken, so that no user code ([`IoBuf`] methods) ever runs under the op table's lock). A backend
+//! turns `Op` + `Lent` into its own request (an io_uring entry, a system call) and [`Lent::finish`]
+//! turns the kernel's result and the lent memory back into a packet's `bytes`, `status` and `data`.
 
-use std::fmt;
+use std::cell::RefCell;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types};
 use socket2::{SockAddr, SockAddrStorage};
 
 use crate::buf::IoBuf;
-use crate::port::{Data, Status};
-
-/// Identifies one operation started on a port, for [`cancel`](crate::CompletionPort::cancel) and in
-/// its completion packet ([`Packet::op`](crate::Packet::op)).
-///
-/// An id names one operation only: it carries its port's tag and its slot's generation, and the slot
-/// is reused afterwards under a new generation, so a stale id, or one from another port, can never
-/// cancel someone else's operation. (Generations wrap after 2^24 reuses of one slot.)
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OpId(pub(crate) std::num::NonZeroU64);
-
-/// Bits of an [`OpId`] (its io_uring `user_data`): slot index, generation, port tag.
-pub(crate) const INDEX_BITS: u32 = 24;
-pub(crate) const GENERATION_BITS: u32 = 24;
-/// Port tags run from 1 to `MAX_TAG`; the all-ones tag is left to the port's own entries (`WAKE`,
-/// `CANCEL`).
-pub(crate) const MAX_TAG: u16 = u16::MAX - 1;
-
-impl OpId {
-    /// `tag` and `generation` are never 0, so neither is the id (an `Option<OpId>` costs nothing).
-    pub(crate) fn new(tag: u16, index: u32, generation: u32) -> OpId {
-        let raw = (u64::from(tag) << (INDEX_BITS + GENERATION_BITS))
-            | (u64::from(generation) << INDEX_BITS)
-            | u64::from(index);
-        OpId(std::num::NonZeroU64::new(raw).expect("port tags start at 1"))
-    }
-
-    /// From a completion's `user_data`; `None` for 0, which no operation uses.
-    pub(crate) fn from_user_data(ud: u64) -> Option<OpId> {
-        std::num::NonZeroU64::new(ud).map(OpId)
-    }
-
-    /// The io_uring `user_data` of the operation.
-    pub(crate) fn user_data(self) -> u64 {
-        self.0.get()
-    }
-
-    pub(crate) fn index(self) -> usize {
-        (self.user_data() & ((1 << INDEX_BITS) - 1)) as usize
-    }
-
-    pub(crate) fn generation(self) -> u32 {
-        ((self.user_data() >> INDEX_BITS) & ((1 << GENERATION_BITS) - 1)) as u32
-    }
-
-    pub(crate) fn tag(self) -> u16 {
-        (self.user_data() >> (INDEX_BITS + GENERATION_BITS)) as u16
-    }
-}
-
-impl fmt::Debug for OpId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "OpId({}#{}@{})",
-            self.index(),
-            self.generation(),
-            self.tag()
-        )
-    }
-}
+use crate::packet::{Data, Status};
 
 /// Readiness to wait for with [`Handle::poll`](crate::Handle::poll).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,53 +60,77 @@ pub(crate) enum Request<B> {
     Poll(Interest),
 }
 
-impl<B: IoBuf> Request<B> {
+/// An operation's arguments, without the memory it lends: what a backend needs besides [`Lent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Nop,
+    Timer,
+    Read { offset: u64 },
+    Write { offset: u64 },
+    Readv { offset: u64 },
+    Writev { offset: u64 },
+    Recv { flags: i32 },
+    Send { flags: i32 },
+    RecvFrom,
+    SendTo,
+    Accept,
+    Connect,
+    Shutdown(Shutdown),
+    Fsync { datasync: bool },
+    Poll(Interest),
+}
+
+impl Op {
     /// The operation's name, for errors and logs.
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
-            Request::Nop => "nop",
-            Request::Timer(_) => "timer",
-            Request::Read { offset, .. } if *offset == CURRENT_POSITION => "read",
-            Request::Read { .. } => "read_at",
-            Request::Write { offset, .. } if *offset == CURRENT_POSITION => "write",
-            Request::Write { .. } => "write_at",
-            Request::Readv { .. } => "readv",
-            Request::Writev { .. } => "writev",
-            Request::Recv { .. } => "recv",
-            Request::Send { .. } => "send",
-            Request::RecvFrom { .. } => "recv_from",
-            Request::SendTo { .. } => "send_to",
-            Request::Accept => "accept",
-            Request::Connect(_) => "connect",
-            Request::Shutdown(_) => "shutdown",
-            Request::Fsync { datasync: false } => "fsync",
-            Request::Fsync { datasync: true } => "fdatasync",
-            Request::Poll(_) => "poll",
+            Op::Nop => "nop",
+            Op::Timer => "timer",
+            Op::Read { offset } if offset == CURRENT_POSITION => "read",
+            Op::Read { .. } => "read_at",
+            Op::Write { offset } if offset == CURRENT_POSITION => "write",
+            Op::Write { .. } => "write_at",
+            Op::Readv { .. } => "readv",
+            Op::Writev { .. } => "writev",
+            Op::Recv { .. } => "recv",
+            Op::Send { .. } => "send",
+            Op::RecvFrom => "recv_from",
+            Op::SendTo => "send_to",
+            Op::Accept => "accept",
+            Op::Connect => "connect",
+            Op::Shutdown(_) => "shutdown",
+            Op::Fsync { datasync: false } => "fsync",
+            Op::Fsync { datasync: true } => "fdatasync",
+            Op::Poll(_) => "poll",
+        }
+    }
+}
+
+impl<B: IoBuf> Request<B> {
+    /// The operation's arguments.
+    pub(crate) fn op(&self) -> Op {
+        match self {
+            Request::Nop => Op::Nop,
+            Request::Timer(_) => Op::Timer,
+            Request::Read { offset, .. } => Op::Read { offset: *offset },
+            Request::Write { offset, .. } => Op::Write { offset: *offset },
+            Request::Readv { offset, .. } => Op::Readv { offset: *offset },
+            Request::Writev { offset, .. } => Op::Writev { offset: *offset },
+            Request::Recv { flags, .. } => Op::Recv { flags: *flags },
+            Request::Send { flags, .. } => Op::Send { flags: *flags },
+            Request::RecvFrom { .. } => Op::RecvFrom,
+            Request::SendTo { .. } => Op::SendTo,
+            Request::Accept => Op::Accept,
+            Request::Connect(_) => Op::Connect,
+            Request::Shutdown(how) => Op::Shutdown(*how),
+            Request::Fsync { datasync } => Op::Fsync {
+                datasync: *datasync,
+            },
+            Request::Poll(i) => Op::Poll(*i),
         }
     }
 
-    /// The io_uring opcode, for probing.
-    pub(crate) fn opcode(&self) -> u8 {
-        match self {
-            Request::Nop => opcode::Nop::CODE,
-            Request::Timer(_) => opcode::Timeout::CODE,
-            Request::Read { .. } => opcode::Read::CODE,
-            Request::Write { .. } => opcode::Write::CODE,
-            Request::Readv { .. } => opcode::Readv::CODE,
-            Request::Writev { .. } => opcode::Writev::CODE,
-            Request::Recv { .. } => opcode::Recv::CODE,
-            Request::Send { .. } => opcode::Send::CODE,
-            Request::RecvFrom { .. } => opcode::RecvMsg::CODE,
-            Request::SendTo { .. } => opcode::SendMsg::CODE,
-            Request::Accept => opcode::Accept::CODE,
-            Request::Connect(_) => opcode::Connect::CODE,
-            Request::Shutdown(_) => opcode::Shutdown::CODE,
-            Request::Fsync { .. } => opcode::Fsync::CODE,
-            Request::Poll(_) => opcode::PollAdd::CODE,
-        }
-    }
-
-    /// Checks the buffers: none may be empty, none may exceed what one io_uring request can move.
+    /// Checks the buffers: none may be empty, none may exceed what one request can move.
     pub(crate) fn check_buffers(&self) -> Result<(), (&'static str, usize)> {
         let check = |b: &B| match b.len() {
             0 => Err(("the buffer is empty", 0)),
@@ -204,12 +169,85 @@ impl<B: IoBuf> Request<B> {
             _ => Data::None,
         }
     }
+
+    /// Moves the buffers (and addresses) into the memory the operation lends the kernel, reading
+    /// each buffer's address and length now. This is where [`IoBuf`] methods run: call it before
+    /// taking any lock. A panic in them drops the request here, with nothing taken yet.
+    pub(crate) fn lend(self) -> (Op, Lent<B>) {
+        let op = self.op();
+        let lent = match self {
+            Request::Nop | Request::Shutdown(_) | Request::Fsync { .. } | Request::Poll(_) => {
+                Lent::None
+            }
+            Request::Timer(after) => Lent::Timer(Timespec {
+                sec: i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+                nsec: i64::from(after.subsec_nanos()),
+            }),
+            Request::Read { mut buf, .. }
+            | Request::Write { mut buf, .. }
+            | Request::Recv { mut buf, .. }
+            | Request::Send { mut buf, .. } => {
+                let raw = RawBuf::of(&mut buf);
+                Lent::Buf { buf, raw }
+            }
+            Request::Readv { mut bufs, .. } | Request::Writev { mut bufs, .. } => {
+                let mut iov = IoVecs::scratch();
+                iov.0.extend(bufs.iter_mut().map(|b| libc::iovec {
+                    iov_base: b.as_mut_ptr().cast(),
+                    iov_len: b.len(),
+                }));
+                Lent::Bufs { bufs, iov }
+            }
+            Request::RecvFrom { mut buf } => {
+                let raw = RawBuf::of(&mut buf);
+                Lent::msg(buf, raw, None)
+            }
+            Request::SendTo { mut buf, addr } => {
+                let raw = RawBuf::of(&mut buf);
+                Lent::msg(buf, raw, Some(addr))
+            }
+            Request::Accept => Lent::Peer {
+                addr: SockAddrStorage::zeroed(),
+                len: std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
+            },
+            Request::Connect(addr) => Lent::Addr(SockAddr::from(addr)),
+        };
+        (op, lent)
+    }
+}
+
+/// A buffer's address and length, read from its [`IoBuf`] before the operation starts.
+#[derive(Clone, Copy)]
+pub(crate) struct RawBuf {
+    pub(crate) ptr: *mut u8,
+    pub(crate) len: usize,
+}
+
+// SAFETY: the pointer is into a buffer owned by the same `Lent`, which moves between threads as a
+// whole; it is only dereferenced by the kernel (or a backend's system call) while the operation runs.
+unsafe impl Send for RawBuf {}
+
+impl RawBuf {
+    fn of<B: IoBuf>(buf: &mut B) -> RawBuf {
+        RawBuf {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+        }
+    }
+}
+
+/// A kernel `timespec` (`struct __kernel_timespec`), kept in the slot while a timer runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timespec {
+    pub(crate) sec: i64,
+    pub(crate) nsec: i64,
 }
 
 /// A `msghdr` and the `iovec` it points to, kept together in the slot.
 pub(crate) struct MsgParts {
-    hdr: libc::msghdr,
-    iov: libc::iovec,
+    pub(crate) hdr: libc::msghdr,
+    pub(crate) iov: libc::iovec,
 }
 
 // SAFETY: the raw pointers in `hdr` and `iov` point into the same slot (its buffer and address),
@@ -217,11 +255,15 @@ pub(crate) struct MsgParts {
 unsafe impl Send for MsgParts {}
 
 /// The memory an operation lends the kernel while it runs. It lives in the operation's slot, which
-/// is boxed and never moves, so the pointers in the submission entry stay valid until the
-/// completion is reaped.
+/// is boxed and never moves, so pointers into it stay valid until the operation completes. Buffer
+/// addresses were read when the request was lent ([`RawBuf`]); pointers into the slot itself
+/// (`msghdr`, socket address, timespec) are taken by the backend once the slot holds it.
 pub(crate) enum Lent<B> {
     None,
-    Buf(B),
+    Buf {
+        buf: B,
+        raw: RawBuf,
+    },
     Bufs {
         bufs: Vec<B>,
         iov: IoVecs,
@@ -236,198 +278,108 @@ pub(crate) enum Lent<B> {
         addr: SockAddrStorage,
         len: libc::socklen_t,
     },
-    /// Connect's or sendmsg's input address.
-    Addr(SockAddr),
-    Timer(types::Timespec),
+    /// Connect's input address.
+    Addr(#[cfg_attr(loom, allow(dead_code))] SockAddr),
+    /// A timer's duration (the model ring of the loom tests reads neither).
+    Timer(#[cfg_attr(loom, allow(dead_code))] Timespec),
 }
 
-/// An `iovec` array; kept (cleared) in the slot between operations so vectored I/O allocates only
-/// when it needs more entries than before.
+/// An `iovec` array. Built before the operation starts from a per-thread scratch array; the slot
+/// keeps the array it last used and gives it back to the submitting thread's scratch, so vectored
+/// I/O allocates only when it needs more entries than before.
 #[derive(Default)]
-pub(crate) struct IoVecs(Vec<libc::iovec>);
+pub(crate) struct IoVecs(pub(crate) Vec<libc::iovec>);
 
-// SAFETY: the iovecs point into buffers owned by the same slot, which moves between threads as a
+// SAFETY: the iovecs point into buffers owned by the same `Lent`, which moves between threads as a
 // whole.
 unsafe impl Send for IoVecs {}
 
+std::thread_local! {
+    static SCRATCH: RefCell<Vec<libc::iovec>> = const { RefCell::new(Vec::new()) };
+}
+
 impl IoVecs {
+    /// This thread's scratch array, empty.
+    fn scratch() -> IoVecs {
+        let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        v.clear();
+        IoVecs(v)
+    }
+
+    /// Gives an array back to this thread's scratch (if it has none).
+    pub(crate) fn recycle(self) {
+        if self.0.capacity() > 0 {
+            let mut v = self.0;
+            v.clear();
+            let _ = SCRATCH.try_with(|s| {
+                let mut s = s.borrow_mut();
+                if s.capacity() < v.capacity() {
+                    *s = v;
+                }
+            });
+        }
+    }
+
     /// Whether keeping this array saves an allocation later.
     pub(crate) fn has_capacity(&self) -> bool {
         self.0.capacity() > 0
     }
 }
 
-impl<B: IoBuf> Lent<B> {
-    /// Builds the submission entry for `req` on `fd`, moving its buffers into `self` first so that
-    /// every pointer in the entry points into this (boxed, pinned) slot.
-    pub(crate) fn prepare(
-        &mut self,
-        fd: RawFd,
-        req: Request<B>,
-        iov_cache: IoVecs,
-    ) -> squeue::Entry {
-        let fd = types::Fd(fd);
-        // Offsets: io_uring takes -1 (u64::MAX) as "the file position", as CURRENT_POSITION is.
-        match req {
-            Request::Nop => {
-                *self = Lent::None;
-                opcode::Nop::new().build()
+impl<B> Lent<B> {
+    /// Points the `msghdr` at the slot's own `iovec` and address; call once the slot holds `self`
+    /// (it does not move afterwards). Returns the `msghdr`.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn pin_msg(&mut self) -> *mut libc::msghdr {
+        match self {
+            Lent::Msg { parts, addr, .. } => {
+                parts.hdr.msg_name = (addr as *mut SockAddrStorage).cast();
+                parts.hdr.msg_iov = &mut parts.iov;
+                &mut parts.hdr
             }
-            Request::Timer(after) => {
-                *self = Lent::Timer(
-                    types::Timespec::new()
-                        .sec(after.as_secs())
-                        .nsec(after.subsec_nanos()),
-                );
-                let Lent::Timer(ts) = self else {
-                    unreachable!()
-                };
-                opcode::Timeout::new(ts as *const types::Timespec).build()
-            }
-            Request::Read { buf, offset } => {
-                let (ptr, len) = self.lend(buf);
-                opcode::Read::new(fd, ptr, len).offset(offset).build()
-            }
-            Request::Write { buf, offset } => {
-                let (ptr, len) = self.lend(buf);
-                opcode::Write::new(fd, ptr, len).offset(offset).build()
-            }
-            Request::Recv { buf, flags } => {
-                let (ptr, len) = self.lend(buf);
-                opcode::Recv::new(fd, ptr, len).flags(flags).build()
-            }
-            Request::Send { buf, flags } => {
-                let (ptr, len) = self.lend(buf);
-                opcode::Send::new(fd, ptr, len)
-                    .flags(flags | libc::MSG_NOSIGNAL)
-                    .build()
-            }
-            Request::Readv { bufs, offset } => {
-                let (iov, n) = self.lend_all(bufs, iov_cache);
-                opcode::Readv::new(fd, iov, n).offset(offset).build()
-            }
-            Request::Writev { bufs, offset } => {
-                let (iov, n) = self.lend_all(bufs, iov_cache);
-                opcode::Writev::new(fd, iov, n).offset(offset).build()
-            }
-            Request::RecvFrom { buf } => {
-                let hdr = self.lend_msg(buf, None);
-                opcode::RecvMsg::new(fd, hdr).build()
-            }
-            Request::SendTo { buf, addr } => {
-                let hdr = self.lend_msg(buf, Some(addr));
-                opcode::SendMsg::new(fd, hdr)
-                    .flags(libc::MSG_NOSIGNAL as u32)
-                    .build()
-            }
-            Request::Accept => {
-                *self = Lent::Peer {
-                    addr: SockAddrStorage::zeroed(),
-                    len: std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
-                };
-                let Lent::Peer { addr, len } = self else {
-                    unreachable!()
-                };
-                opcode::Accept::new(
-                    fd,
-                    (addr as *mut SockAddrStorage).cast::<libc::sockaddr>(),
-                    len as *mut libc::socklen_t,
-                )
-                .flags(libc::SOCK_CLOEXEC)
-                .build()
-            }
-            Request::Connect(addr) => {
-                *self = Lent::Addr(SockAddr::from(addr));
-                let Lent::Addr(addr) = self else {
-                    unreachable!()
-                };
-                opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
-            }
-            Request::Shutdown(how) => {
-                *self = Lent::None;
-                let how = match how {
-                    Shutdown::Read => libc::SHUT_RD,
-                    Shutdown::Write => libc::SHUT_WR,
-                    Shutdown::Both => libc::SHUT_RDWR,
-                };
-                opcode::Shutdown::new(fd, how).build()
-            }
-            Request::Fsync { datasync } => {
-                *self = Lent::None;
-                let flags = if datasync {
-                    types::FsyncFlags::DATASYNC
-                } else {
-                    types::FsyncFlags::empty()
-                };
-                opcode::Fsync::new(fd).flags(flags).build()
-            }
-            Request::Poll(interest) => {
-                *self = Lent::None;
-                opcode::PollAdd::new(fd, interest.bits()).build()
-            }
+            _ => std::ptr::null_mut(),
         }
     }
+}
 
-    fn lend(&mut self, buf: B) -> (*mut u8, u32) {
-        *self = Lent::Buf(buf);
-        let Lent::Buf(buf) = self else { unreachable!() };
-        // `check_buffers` has bounded the length by u32::MAX.
-        (buf.as_mut_ptr(), buf.len() as u32)
-    }
-
-    fn lend_all(&mut self, bufs: Vec<B>, iov: IoVecs) -> (*const libc::iovec, u32) {
-        *self = Lent::Bufs { bufs, iov };
-        let Lent::Bufs { bufs, iov } = self else {
-            unreachable!()
-        };
-        iov.0.clear();
-        iov.0.extend(bufs.iter_mut().map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        }));
-        (iov.0.as_ptr(), iov.0.len() as u32)
-    }
-
-    fn lend_msg(&mut self, buf: B, to: Option<SocketAddr>) -> *mut libc::msghdr {
+impl<B: IoBuf> Lent<B> {
+    fn msg(buf: B, raw: RawBuf, to: Option<SocketAddr>) -> Lent<B> {
         // SAFETY: all-zero bytes are a valid `msghdr` and `iovec` (null pointers, zero lengths).
-        let parts = unsafe { std::mem::zeroed::<MsgParts>() };
-        let addr = match to {
-            Some(a) => SockAddr::from(a).as_storage(),
-            None => SockAddrStorage::zeroed(),
-        };
-        let name_len = match to {
-            Some(a) => SockAddr::from(a).len(),
-            None => std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
-        };
-        *self = Lent::Msg { buf, parts, addr };
-        let Lent::Msg { buf, parts, addr } = self else {
-            unreachable!()
+        let mut parts = unsafe { std::mem::zeroed::<MsgParts>() };
+        let (addr, name_len) = match to {
+            Some(a) => {
+                let a = SockAddr::from(a);
+                let len = a.len();
+                (a.as_storage(), len)
+            }
+            None => (
+                SockAddrStorage::zeroed(),
+                std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
+            ),
         };
         parts.iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
+            iov_base: raw.ptr.cast(),
+            iov_len: raw.len,
         };
-        parts.hdr.msg_name = (addr as *mut SockAddrStorage).cast();
         parts.hdr.msg_namelen = name_len;
-        parts.hdr.msg_iov = &mut parts.iov;
         parts.hdr.msg_iovlen = 1;
-        &mut parts.hdr
+        Lent::Msg { buf, parts, addr }
     }
 
     /// Turns the kernel's result and the lent memory into the packet's `bytes`, `status` and `data`;
     /// leaves `self` empty and returns the iovec array for reuse.
-    pub(crate) fn finish(&mut self, res: i32, timer: bool) -> (usize, Status, Data<B>, IoVecs) {
+    pub(crate) fn finish(&mut self, res: i32, op: Op) -> (usize, Status, Data<B>, IoVecs) {
         let lent = std::mem::replace(self, Lent::None);
         let (bytes, status) = match res {
             // A timer's "timed out" is its success.
-            r if timer && r == -libc::ETIME => (0, Status::SUCCESS),
+            r if op == Op::Timer && r == -libc::ETIME => (0, Status::SUCCESS),
             r if r < 0 => (0, Status::from_errno(-r)),
             r => (r as usize, Status::SUCCESS),
         };
         let mut iov_back = IoVecs::default();
         let data = match lent {
             Lent::None | Lent::Addr(_) | Lent::Timer(_) => Data::None,
-            Lent::Buf(buf) => Data::Buf(buf),
+            Lent::Buf { buf, .. } => Data::Buf(buf),
             Lent::Bufs { bufs, iov } => {
                 iov_back = iov;
                 Data::Bufs(bufs)
@@ -453,5 +405,18 @@ impl<B: IoBuf> Lent<B> {
             }
         };
         (bytes, status, data, iov_back)
+    }
+
+    /// Hands the buffers back, for an operation that was lent but never started.
+    pub(crate) fn into_data(self) -> Data<B> {
+        match self {
+            Lent::Buf { buf, .. } => Data::Buf(buf),
+            Lent::Bufs { bufs, iov } => {
+                iov.recycle();
+                Data::Bufs(bufs)
+            }
+            Lent::Msg { buf, .. } => Data::From(buf, None),
+            _ => Data::None,
+        }
     }
 }

@@ -29,13 +29,15 @@
 //!
 //! # Waiting for I/O: leader/followers
 //!
-//! Once the port has I/O (its io_uring ring, `io.rs`), one waiting thread at a time is the *leader*:
-//! instead of parking it blocks in `io_uring_enter` (`lead`). Woken by a completion, it reaps the
+//! Once the port has I/O (`io/`, which hides the backend behind `Io::wait`, `Io::wake` and
+//! `Io::reap`), one waiting thread at a time is the *leader*: instead of parking it blocks in the
+//! kernel (`lead`). Woken by a completion, it reaps the
 //! completion queue, keeps the oldest packet for itself if it may take one, places the rest in the
 //! queue (from where they go to parked *followers*, LIFO), and hands the leader role to the follower
 //! on top of the stack as it leaves (`resign`). A completion thus reaches a thread with one wake-up.
-//! A post that no follower may take wakes the leader with a NOP (`wake_leader`). Threads that call
-//! `get` while completions wait unreaped reap them on the way (`reap_now`), without blocking.
+//! A post that no follower may take wakes the leader through the kernel (`wake_leader`; the rules
+//! that keep that wake-up from being lost whoever reaps it are in `io/wake.rs`). Threads that call
+//! `get` while completions wait unreaped reap them on the way (`reap_direct`), without blocking.
 //!
 //! The alternative, a dedicated reaper thread that waits in the kernel and posts every completion to
 //! the port, costs two wake-ups per completion and a thread that competes for the CPUs. Measured with
@@ -45,8 +47,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -54,203 +54,14 @@ use crossbeam_utils::CachePadded;
 
 use crate::buf::IoBuf;
 use crate::error::Error;
-use crate::io::Io;
-use crate::op::OpId;
+use crate::io::{Config, Io};
+use crate::packet::Packet;
 use crate::queue::{Full, Ring};
 use crate::sync::{
     current, fence, lock, park_until, spin_until, Arc, AtomicBool, AtomicU64, AtomicU8,
     AtomicUsize, Mutex, Ordering, Thread,
 };
 use crate::thread::{self, Associated};
-
-/// The outcome carried by a packet: success, or the OS error of the operation it reports.
-///
-/// User packets posted with [`CompletionPort::post`] always carry [`Status::SUCCESS`]. A failed I/O is
-/// reported as a packet whose status holds the error, not as a failed [`get`](CompletionPort::get).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Status(i32);
-
-impl Status {
-    /// The operation succeeded.
-    pub const SUCCESS: Status = Status(0);
-
-    /// A status carrying the OS error `errno` (a positive `E*` value; 0 means success).
-    pub const fn from_errno(errno: i32) -> Status {
-        Status(errno)
-    }
-
-    /// Whether the operation succeeded.
-    pub const fn is_ok(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The OS error number, or `None` on success.
-    pub const fn errno(self) -> Option<i32> {
-        if self.0 == 0 {
-            None
-        } else {
-            Some(self.0)
-        }
-    }
-
-    /// The error as an [`std::io::Error`], or `None` on success.
-    pub fn error(self) -> Option<std::io::Error> {
-        self.errno().map(std::io::Error::from_raw_os_error)
-    }
-}
-
-impl fmt::Debug for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.error() {
-            None => f.write_str("Status::SUCCESS"),
-            Some(e) => write!(f, "Status({}: {e})", self.0),
-        }
-    }
-}
-
-/// A completion packet: what [`get`](CompletionPort::get) returns.
-///
-/// The Win32 equivalent is an `OVERLAPPED_ENTRY`: the completion key, the number of bytes transferred,
-/// the status, and the operation's own context (here an owned value of the program's choosing, and
-/// the buffers or socket the operation hands back in [`data`](Packet::data)).
-#[doc(alias = "OVERLAPPED_ENTRY")]
-#[derive(Debug)]
-pub struct Packet<T, B = Vec<u8>> {
-    /// The completion key of the handle (or the key given to [`post`](CompletionPort::post)).
-    #[doc(alias = "lpCompletionKey")]
-    pub key: usize,
-    /// The number of bytes transferred (for [`poll`](crate::Handle::poll): the `poll(2)` events
-    /// that are ready).
-    #[doc(alias = "lpNumberOfBytesTransferred")]
-    pub bytes: usize,
-    /// Success, or the error of the operation this packet reports.
-    pub status: Status,
-    /// The operation this packet reports; `None` for posted packets and for operations that
-    /// completed at once on a skip-on-success handle.
-    pub op: Option<OpId>,
-    /// The operation's context, handed back.
-    #[doc(alias = "lpOverlapped")]
-    pub value: T,
-    /// What the operation hands back: its buffers, or the accepted socket.
-    pub data: Data<B>,
-}
-
-impl<T, B> Packet<T, B> {
-    /// A successful packet carrying no data.
-    pub const fn new(key: usize, bytes: usize, value: T) -> Packet<T, B> {
-        Packet {
-            key,
-            bytes,
-            status: Status::SUCCESS,
-            op: None,
-            value,
-            data: Data::None,
-        }
-    }
-
-    /// The same packet with `status`.
-    pub fn with_status(mut self, status: Status) -> Packet<T, B> {
-        self.status = status;
-        self
-    }
-
-    /// The operation's result in `std` form: the bytes transferred, or the error.
-    pub fn result(&self) -> std::io::Result<usize> {
-        match self.status.error() {
-            None => Ok(self.bytes),
-            Some(e) => Err(e),
-        }
-    }
-
-    /// Takes the buffer out of [`data`](Packet::data) (single-buffer operations and `recv_from`).
-    pub fn take_buf(&mut self) -> Option<B> {
-        match std::mem::replace(&mut self.data, Data::None) {
-            Data::Buf(b) | Data::From(b, _) => Some(b),
-            other => {
-                self.data = other;
-                None
-            }
-        }
-    }
-
-    /// Takes the buffers of a vectored operation out of [`data`](Packet::data).
-    pub fn take_bufs(&mut self) -> Option<Vec<B>> {
-        match std::mem::replace(&mut self.data, Data::None) {
-            Data::Bufs(b) => Some(b),
-            other => {
-                self.data = other;
-                None
-            }
-        }
-    }
-
-    /// Takes the socket an `accept` created out of [`data`](Packet::data).
-    pub fn take_socket(&mut self) -> Option<OwnedFd> {
-        match std::mem::replace(&mut self.data, Data::None) {
-            Data::Accepted(s, _) => Some(s),
-            other => {
-                self.data = other;
-                None
-            }
-        }
-    }
-
-    /// The peer address of `accept` or `recv_from`, if the kernel reported one.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        match &self.data {
-            Data::From(_, a) | Data::Accepted(_, a) => *a,
-            _ => None,
-        }
-    }
-}
-
-impl<T: PartialEq, B: PartialEq> PartialEq for Packet<T, B> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.key, self.bytes, self.status, self.op)
-            == (other.key, other.bytes, other.status, other.op)
-            && self.value == other.value
-            && self.data == other.data
-    }
-}
-
-impl<T: Eq, B: Eq> Eq for Packet<T, B> {}
-
-/// Compares sockets by fd number.
-impl<B: PartialEq> PartialEq for Data<B> {
-    fn eq(&self, other: &Self) -> bool {
-        use std::os::fd::AsRawFd;
-        match (self, other) {
-            (Data::None, Data::None) => true,
-            (Data::Buf(a), Data::Buf(b)) => a == b,
-            (Data::Bufs(a), Data::Bufs(b)) => a == b,
-            (Data::From(a, x), Data::From(b, y)) => a == b && x == y,
-            (Data::Accepted(a, x), Data::Accepted(b, y)) => {
-                a.as_raw_fd() == b.as_raw_fd() && x == y
-            }
-            _ => false,
-        }
-    }
-}
-
-impl<B: Eq> Eq for Data<B> {}
-
-/// What an operation hands back in its packet, whatever its outcome.
-#[derive(Debug, Default)]
-pub enum Data<B> {
-    /// Nothing: posted packets, `nop`, `timer`, `connect`, `shutdown`, `fsync`, `poll`, and `accept`
-    /// when it failed.
-    #[default]
-    None,
-    /// The buffer of `read`, `write`, `read_at`, `write_at`, `recv`, `send`.
-    Buf(B),
-    /// The buffers of `readv`, `writev`.
-    Bufs(Vec<B>),
-    /// The buffer of `recv_from` (with the sender's address) or `send_to`.
-    From(B, Option<SocketAddr>),
-    /// The socket `accept` created (close-on-exec, blocking mode as the listener's), and the peer's
-    /// address. Associate it with a port to start operations on it.
-    Accepted(OwnedFd, Option<SocketAddr>),
-}
 
 /// Why [`get`](CompletionPort::get) returned no packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -477,10 +288,10 @@ struct Inner<T, B: IoBuf> {
     handles: AtomicUsize,
     parks: AtomicU64,
     wakeups: AtomicU64,
-    /// The io_uring side, set up by the first operation (or by [`Builder::build`]).
+    /// The I/O side, set up by the first operation (or by [`Builder::build`]).
     io: OnceLock<Io<T, B>>,
-    /// Submission queue entries for the ring.
-    entries: u32,
+    /// How to set it up.
+    config: Config,
 }
 
 impl<T, B: IoBuf> Inner<T, B> {
@@ -677,7 +488,7 @@ impl<T, B: IoBuf> Inner<T, B> {
         st.leader_asleep = false;
         drop(st);
         if let Some(io) = self.io.get() {
-            io.ring.wake();
+            io.wake();
         }
     }
 
@@ -759,17 +570,20 @@ impl<T: Send + 'static, B: IoBuf> Inner<T, B> {
     fn close_all(&self) -> Option<Vec<Packet<T, B>>> {
         let mut queued = self.shut()?;
         if let Some(io) = self.io.get() {
-            // The leader sees `closed` and resigns.
-            io.ring.wake();
+            // The leader, if any, sees `closed` and resigns.
+            if lock(&self.state).leader.is_some() {
+                io.wake();
+            }
             io.cancel_all_and_drain(&mut |p| self.place(p));
             queued.append(&mut lock(&self.state).late);
         }
         Some(queued)
     }
 
-    /// Reaps what completions are there without blocking and places their packets.
-    fn reap_now(&self, io: &Io<T, B>) -> usize {
-        io.reap(false, usize::MAX, &mut |p| self.place(p))
+    /// Reaps what completions are there, after any other thread that is reaping, and places their
+    /// packets: how a submission that meets `EBUSY` makes progress.
+    fn reap_in_place(&self, io: &Io<T, B>) {
+        io.reap(true, usize::MAX, &mut |p| self.place(p));
     }
 
     /// For a thread that holds a slot, with nothing queued: takes up to `max` completions straight
@@ -802,6 +616,24 @@ impl<T: Send + 'static, B: IoBuf> Associated for Arc<Inner<T, B>> {
 
     fn reacquire(&self) {
         self.active.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The test-only hook a leader runs before it enters the kernel (`testing::set_leader_hook`).
+static LEADER_HOOK: std::sync::atomic::AtomicPtr<()> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub(crate) fn set_leader_hook(hook: Option<fn()>) {
+    let p = hook.map_or(std::ptr::null_mut(), |f| f as *mut ());
+    LEADER_HOOK.store(p, std::sync::atomic::Ordering::Release);
+}
+
+fn run_leader_hook() {
+    let p = LEADER_HOOK.load(std::sync::atomic::Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: only `set_leader_hook` stores a non-null pointer, and it is always a `fn()`.
+        let f: fn() = unsafe { std::mem::transmute::<*mut (), fn()>(p) };
+        f();
     }
 }
 
@@ -881,11 +713,11 @@ impl<T: Send + 'static> CompletionPort<T> {
 impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     /// As [`new`](CompletionPort::new), for a port whose operations take buffers of type `B`.
     pub fn with_concurrency(concurrency: usize) -> CompletionPort<T, B> {
-        Self::with_entries(concurrency, crate::handle::DEFAULT_ENTRIES)
+        Self::with_config(concurrency, Config::default())
     }
 
-    /// A port whose ring (when I/O first needs it) has `entries` submission entries.
-    pub(crate) fn with_entries(concurrency: usize, entries: u32) -> CompletionPort<T, B> {
+    /// A port whose I/O (when first needed) is set up by `config`.
+    pub(crate) fn with_config(concurrency: usize, config: Config) -> CompletionPort<T, B> {
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -918,7 +750,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 parks: AtomicU64::new(0),
                 wakeups: AtomicU64::new(0),
                 io: OnceLock::new(),
-                entries,
+                config,
             }),
         }
     }
@@ -928,7 +760,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         self.inner.concurrency
     }
 
-    /// Queues a packet with status [`Status::SUCCESS`]. Nothing in it is validated.
+    /// Queues a packet with status [`Status::SUCCESS`](crate::Status::SUCCESS). Nothing in it is validated.
     ///
     /// If a thread is waiting and fewer than [`concurrency`](Self::concurrency) threads are active,
     /// the packet goes straight to the thread that waited last and wakes it (only it); otherwise it is
@@ -1287,10 +1119,8 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 st.leader_asleep = true;
             }
             inner.parks.fetch_add(1, Ordering::Relaxed);
-            if io.ring.wait(deadline).is_err() {
-                // Nothing sensible to do about a failing io_uring_enter but not to spin on it.
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            run_leader_hook();
+            io.wait(deadline, &mut || inner.reap_in_place(io));
             inner.wakeups.fetch_add(1, Ordering::Relaxed);
             lock(&inner.state).leader_asleep = false;
         }
@@ -1381,7 +1211,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 return Err(Error::Closed);
             }
             if self.inner.io.get().is_none() {
-                let io = Io::new(self.inner.entries)?;
+                let io = Io::new(&self.inner.config)?;
                 let _ = self.inner.io.set(io);
             }
             if st.leader.is_none() {
@@ -1401,11 +1231,10 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         self.inner.io.get()
     }
 
-    /// Reaps completions that are waiting, without blocking (when a submission meets a full
-    /// completion queue).
-    pub(crate) fn reap_pending(&self) {
+    /// Reaps in place (see `Inner::reap_in_place`).
+    pub(crate) fn reap_in_place(&self) {
         if let Some(io) = self.inner.io.get() {
-            self.inner.reap_now(io);
+            self.inner.reap_in_place(io);
         }
     }
 

@@ -26,9 +26,11 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use iocport::SubmitMode;
+
 use super::{
     cpus, percentile, run_case, Config, Contender, Goal, Record, Report, Target, Values, IOCPORT,
-    IO_WAIT,
+    IOCPORT_INTERRUPTED, IOCPORT_SQPOLL, IO_WAIT,
 };
 
 const SUITE: &str = "echo";
@@ -77,7 +79,21 @@ fn echo_case(cfg: &Config, conns: usize, runtime: Duration) -> Result<Vec<Record
         &format!("echo_conn{conns}"),
         vec![
             Contender::new(IOCPORT, move || {
-                round(IocportServer::start()?, conns, runtime)
+                round(IocportServer::start(SubmitMode::Caller)?, conns, runtime)
+            }),
+            Contender::new(IOCPORT_INTERRUPTED, move || {
+                round(
+                    IocportServer::start(SubmitMode::CallerInterrupted)?,
+                    conns,
+                    runtime,
+                )
+            }),
+            Contender::new(IOCPORT_SQPOLL, move || {
+                round(
+                    IocportServer::start(SubmitMode::KernelThread)?,
+                    conns,
+                    runtime,
+                )
             }),
             Contender::new(TOKIO, move || round(TokioServer::start()?, conns, runtime)),
             Contender::new(THREADS, move || {
@@ -419,9 +435,9 @@ impl Server for ThreadServer {
 struct IocportServer(crate::echo::Server);
 
 impl IocportServer {
-    fn start() -> Result<IocportServer, String> {
+    fn start(mode: SubmitMode) -> Result<IocportServer, String> {
         let listener = TcpListener::bind(any_port()).map_err(|e| format!("bind: {e}"))?;
-        crate::echo::Server::start(listener, cpus(), None).map(IocportServer)
+        crate::echo::Server::start(listener, cpus(), mode, None).map(IocportServer)
     }
 }
 
@@ -443,7 +459,7 @@ mod tests {
     fn every_server_serves_the_load() {
         let t = Duration::from_millis(100);
         for conns in [1, 8] {
-            let v = round(IocportServer::start().unwrap(), conns, t).unwrap();
+            let v = round(IocportServer::start(SubmitMode::Caller).unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
             let v = round(TokioServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);

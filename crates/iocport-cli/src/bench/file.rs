@@ -42,8 +42,9 @@ use iocport::{GetError, IoBuf, Packet, Started};
 
 use super::{
     join, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Record, Report,
-    Target, Values, IOCPORT, IO_WAIT,
+    Target, Values, IOCPORT, IOCPORT_INTERRUPTED, IOCPORT_SQPOLL, IO_WAIT,
 };
+use iocport::SubmitMode;
 
 const SUITE: &str = "file";
 const FIO_URING: &str = "fio-io_uring";
@@ -194,8 +195,16 @@ fn file_case(cfg: &Config, w: &Workload<'_>, fio: bool) -> Result<Vec<Record>, S
     let case = format!("file_{}_qd{}", w.mode.name(), w.depth);
     let w = *w;
     let mut contenders = vec![
-        Contender::new(IOCPORT, move || read_iocport(&w, true)),
-        Contender::new(IOCPORT_RING, move || read_iocport(&w, false)),
+        Contender::new(IOCPORT, move || read_iocport(&w, true, SubmitMode::Caller)),
+        Contender::new(IOCPORT_RING, move || {
+            read_iocport(&w, false, SubmitMode::Caller)
+        }),
+        Contender::new(IOCPORT_INTERRUPTED, move || {
+            read_iocport(&w, true, SubmitMode::CallerInterrupted)
+        }),
+        Contender::new(IOCPORT_SQPOLL, move || {
+            read_iocport(&w, true, SubmitMode::KernelThread)
+        }),
     ];
     if fio {
         contenders.push(Contender::new(FIO_URING, move || read_fio(&w, "io_uring")));
@@ -574,12 +583,13 @@ const FILE_KEY: usize = 1;
 /// With `skip` (system `iocport`; without it, `iocport-ring`), the handle is switched to skip-on-success once the first
 /// reads are in flight: a worker's next read is first tried at once (`RWF_NOWAIT`) and, when that
 /// succeeds, served on the spot without a packet.
-fn read_iocport(w: &Workload<'_>, skip: bool) -> Result<Values, String> {
+fn read_iocport(w: &Workload<'_>, skip: bool, mode: SubmitMode) -> Result<Values, String> {
     let file = w
         .mode
         .open(w.path)
         .map_err(|e| format!("cannot open {}: {e}", w.path.display()))?;
     let port = iocport::Builder::new()
+        .submit_mode(mode)
         .build::<(), AlignedBuf>()
         .map_err(|e| format!("port: {e}"))?;
     let handle = port
@@ -718,7 +728,13 @@ mod tests {
         let v = read_pread(&w).unwrap();
         assert!(v[0].1 > 0.0);
         for skip in [false, true] {
-            assert!(read_iocport(&w, skip).unwrap()[0].1 > 0.0);
+            for mode in [
+                SubmitMode::Caller,
+                SubmitMode::CallerInterrupted,
+                SubmitMode::KernelThread,
+            ] {
+                assert!(read_iocport(&w, skip, mode).unwrap()[0].1 > 0.0);
+            }
         }
         if direct_support(&file.path).is_ok() {
             let w = Workload {
@@ -726,7 +742,7 @@ mod tests {
                 ..w
             };
             assert!(read_pread(&w).unwrap()[0].1 > 0.0);
-            assert!(read_iocport(&w, false).unwrap()[0].1 > 0.0);
+            assert!(read_iocport(&w, false, SubmitMode::Caller).unwrap()[0].1 > 0.0);
         }
     }
 }

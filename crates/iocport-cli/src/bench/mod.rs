@@ -52,6 +52,10 @@ use results::Results;
 
 /// The iocport system's name in records; peers use their crate name.
 pub(crate) const IOCPORT: &str = "iocport";
+/// iocport with [`iocport::SubmitMode::CallerInterrupted`] (the default is `Caller`).
+pub(crate) const IOCPORT_INTERRUPTED: &str = "iocport-interrupted";
+/// iocport with [`iocport::SubmitMode::KernelThread`] (`IORING_SETUP_SQPOLL`).
+pub(crate) const IOCPORT_SQPOLL: &str = "iocport-sqpoll";
 
 /// How a benchmark run is sized.
 #[derive(Clone, Copy, Debug)]

@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, IoUring};
 
-use super::{run_case, Config, Contender, Goal, Record, Report, Target, Values, IOCPORT, IO_WAIT};
+use iocport::SubmitMode;
+
+use super::{
+    run_case, Config, Contender, Goal, Record, Report, Target, Values, IOCPORT,
+    IOCPORT_INTERRUPTED, IOCPORT_SQPOLL, IO_WAIT,
+};
 
 const SUITE: &str = "nop";
 /// The raw `io-uring` crate.
@@ -70,7 +75,15 @@ fn nop_case(cfg: &Config, batch: usize) -> Result<Vec<Record>, String> {
         SUITE,
         &format!("nop_batch{batch}"),
         vec![
-            Contender::new(IOCPORT, move || nop_iocport(batch, ops, limit)),
+            Contender::new(IOCPORT, move || {
+                nop_iocport(batch, ops, limit, SubmitMode::Caller)
+            }),
+            Contender::new(IOCPORT_INTERRUPTED, move || {
+                nop_iocport(batch, ops, limit, SubmitMode::CallerInterrupted)
+            }),
+            Contender::new(IOCPORT_SQPOLL, move || {
+                nop_iocport(batch, ops, limit, SubmitMode::KernelThread)
+            }),
             Contender::new(RAW, move || nop_raw(batch, ops, limit)),
         ],
     )
@@ -119,9 +132,15 @@ fn nop_raw(batch: usize, ops: usize, limit: Duration) -> Result<Values, String> 
 /// The port: `ops` NOPs (rounded up to whole batches), or fewer if `limit` passes first. One
 /// thread, so a concurrency value of 1. A batch is started inside `port.batch` (one system call)
 /// and reaped with `get_many`; a batch of 1 is `nop` then `get`.
-fn nop_iocport(batch: usize, ops: usize, limit: Duration) -> Result<Values, String> {
+fn nop_iocport(
+    batch: usize,
+    ops: usize,
+    limit: Duration,
+    mode: SubmitMode,
+) -> Result<Values, String> {
     let port = iocport::Builder::new()
         .concurrency(1)
+        .submit_mode(mode)
         .entries(ENTRIES)
         .build::<usize, Vec<u8>>()
         .map_err(|e| format!("port: {e}"))?;
@@ -172,8 +191,14 @@ mod tests {
         for batch in [1, 32] {
             let v = nop_raw(batch, 1000, Duration::from_secs(5)).unwrap();
             assert!(v[0].1 > 0.0);
-            let v = nop_iocport(batch, 1000, Duration::from_secs(5)).unwrap();
-            assert!(v[0].1 > 0.0);
+            for mode in [
+                SubmitMode::Caller,
+                SubmitMode::CallerInterrupted,
+                SubmitMode::KernelThread,
+            ] {
+                let v = nop_iocport(batch, 1000, Duration::from_secs(5), mode).unwrap();
+                assert!(v[0].1 > 0.0);
+            }
         }
     }
 }

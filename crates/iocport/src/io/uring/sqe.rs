@@ -1,0 +1,113 @@
+//! Building each operation's io_uring entry from its arguments ([`Op`]) and the memory it lends
+//! ([`Lent`]), and the opcode each one needs (for the probe).
+
+use std::net::Shutdown;
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, squeue, types};
+use socket2::SockAddrStorage;
+
+use crate::op::{Lent, Op, Timespec};
+
+/// The io_uring opcode `op` needs.
+pub(crate) fn opcode_of(op: Op) -> u8 {
+    match op {
+        Op::Nop => opcode::Nop::CODE,
+        Op::Timer => opcode::Timeout::CODE,
+        Op::Read { .. } => opcode::Read::CODE,
+        Op::Write { .. } => opcode::Write::CODE,
+        Op::Readv { .. } => opcode::Readv::CODE,
+        Op::Writev { .. } => opcode::Writev::CODE,
+        Op::Recv { .. } => opcode::Recv::CODE,
+        Op::Send { .. } => opcode::Send::CODE,
+        Op::RecvFrom => opcode::RecvMsg::CODE,
+        Op::SendTo => opcode::SendMsg::CODE,
+        Op::Accept => opcode::Accept::CODE,
+        Op::Connect => opcode::Connect::CODE,
+        Op::Shutdown(_) => opcode::Shutdown::CODE,
+        Op::Fsync { .. } => opcode::Fsync::CODE,
+        Op::Poll(_) => opcode::PollAdd::CODE,
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Timespec>() == std::mem::size_of::<types::Timespec>());
+
+/// The entry for `op` on `fd`. Every pointer in it points into `lent`, which the caller keeps at
+/// the same address (a boxed slot) until the operation's completion has been reaped; buffer
+/// addresses were read when the request was lent.
+pub(crate) fn build<B>(op: Op, fd: RawFd, lent: &mut Lent<B>) -> squeue::Entry {
+    let fd = types::Fd(fd);
+    let (ptr, len) = match lent {
+        // `check_buffers` has bounded every length by u32::MAX.
+        Lent::Buf { raw, .. } => (raw.ptr, raw.len as u32),
+        _ => (std::ptr::null_mut(), 0),
+    };
+    // Offsets: io_uring takes -1 (u64::MAX) as "the file position", as CURRENT_POSITION is.
+    match op {
+        Op::Nop => opcode::Nop::new().build(),
+        Op::Timer => {
+            let Lent::Timer(ts) = lent else {
+                unreachable!("a timer lends its timespec")
+            };
+            // `Timespec` has the layout of `struct __kernel_timespec`, as `types::Timespec` does
+            // (asserted above).
+            opcode::Timeout::new((ts as *const Timespec).cast::<types::Timespec>()).build()
+        }
+        Op::Read { offset } => opcode::Read::new(fd, ptr, len).offset(offset).build(),
+        Op::Write { offset } => opcode::Write::new(fd, ptr, len).offset(offset).build(),
+        Op::Recv { flags } => opcode::Recv::new(fd, ptr, len).flags(flags).build(),
+        Op::Send { flags } => opcode::Send::new(fd, ptr, len)
+            .flags(flags | libc::MSG_NOSIGNAL)
+            .build(),
+        Op::Readv { offset } | Op::Writev { offset } => {
+            let Lent::Bufs { iov, .. } = lent else {
+                unreachable!("vectored I/O lends an iovec array")
+            };
+            let (p, n) = (iov.0.as_ptr(), iov.0.len() as u32);
+            if matches!(op, Op::Readv { .. }) {
+                opcode::Readv::new(fd, p, n).offset(offset).build()
+            } else {
+                opcode::Writev::new(fd, p, n).offset(offset).build()
+            }
+        }
+        Op::RecvFrom => opcode::RecvMsg::new(fd, lent.pin_msg()).build(),
+        Op::SendTo => opcode::SendMsg::new(fd, lent.pin_msg())
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build(),
+        Op::Accept => {
+            let Lent::Peer { addr, len } = lent else {
+                unreachable!("accept lends its peer address")
+            };
+            opcode::Accept::new(
+                fd,
+                (addr as *mut SockAddrStorage).cast::<libc::sockaddr>(),
+                len as *mut libc::socklen_t,
+            )
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+        }
+        Op::Connect => {
+            let Lent::Addr(addr) = lent else {
+                unreachable!("connect lends its address")
+            };
+            opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
+        }
+        Op::Shutdown(how) => {
+            let how = match how {
+                Shutdown::Read => libc::SHUT_RD,
+                Shutdown::Write => libc::SHUT_WR,
+                Shutdown::Both => libc::SHUT_RDWR,
+            };
+            opcode::Shutdown::new(fd, how).build()
+        }
+        Op::Fsync { datasync } => {
+            let flags = if datasync {
+                types::FsyncFlags::DATASYNC
+            } else {
+                types::FsyncFlags::empty()
+            };
+            opcode::Fsync::new(fd).flags(flags).build()
+        }
+        Op::Poll(interest) => opcode::PollAdd::new(fd, interest.bits()).build(),
+    }
+}

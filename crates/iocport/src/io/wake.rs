@@ -1,0 +1,138 @@
+//! The wake-up protocol between the port's leader, blocked in the kernel, and every other thread,
+//! for backends whose wake-up is a completion that any thread may reap (io_uring's eventfd poll,
+//! and the model ring of the loom tests, which run this very code).
+//!
+//! The leader decides to sleep under the port's lock (`leader_asleep`, `port.rs`) and enters the
+//! kernel after releasing it; a poster that sees it asleep sends one wake-up. In that window, or
+//! while the leader sleeps, another thread may reap the wake-up's completion (a `get` that reaps
+//! directly, the close drain). So: [`sending`](WakeState::sending) raises `pending` before the
+//! wake-up is written; [`leader_back`](WakeState::leader_back) lowers it once the leader has come
+//! back from the kernel; and a thread that reaps a wake-up while `pending` is still raised writes it
+//! again ([`reaped`](WakeState::reaped) says so). Whoever takes it, the leader gets one. A wake-up
+//! reaped after the leader came back was not needed.
+//!
+//! The wake-up's poll may end (one-shot polls after every wake-up; a multishot one when its
+//! completion meets a full completion queue): `armed` is lowered by the thread that reaps its last
+//! completion, and raised again by whichever thread next holds the submission lock and finds room
+//! to queue it; the leader never sleeps without it.
+//!
+//! Under `cfg(loom)` a process-wide switch (`iocport::testing::set_legacy_wake`) brings back
+//! the scheme this replaced, so that the loom models (`tests/loom_io.rs`) can show that they catch
+//! its two bugs: a wake-up reaped by another thread was never written again, and the poll was
+//! re-armed only by the thread that reaped its end, once, and lost if the submission queue was
+//! full.
+
+use crate::sync::{AtomicBool, Ordering};
+
+/// Whether ports made from now on use the old wake-up scheme (loom models only).
+#[cfg(loom)]
+static LEGACY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(loom)]
+impl super::Config {
+    /// Makes the ports created from now on use the old wake-up scheme (`on`) or the current one.
+    /// Reached through `iocport::testing::set_legacy_wake`; a method here only because `wake` is
+    /// private to `io`.
+    pub(crate) fn set_legacy_wake(on: bool) {
+        LEGACY.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The old scheme's re-arm rule: only the thread that reaped the poll's end may re-arm it, and
+/// only once. Bookkeeping for the model, outside loom's view (std, not loom, primitives): the
+/// interleavings that matter are those of `armed`.
+#[cfg(loom)]
+#[derive(Default)]
+struct Legacy {
+    /// The thread that reaped the poll's last completion, until it has tried to re-arm it.
+    ender: std::sync::Mutex<Option<loom::thread::ThreadId>>,
+}
+
+#[cfg(loom)]
+impl Legacy {
+    fn ender(&self) -> std::sync::MutexGuard<'_, Option<loom::thread::ThreadId>> {
+        self.ender.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) struct WakeState {
+    /// A wake-up was sent and the leader has not come back from the kernel since.
+    pending: AtomicBool,
+    /// The wake-up poll is in the kernel.
+    armed: AtomicBool,
+    /// Set if [`LEGACY`] was on when the state was made: the old scheme's rules apply.
+    #[cfg(loom)]
+    legacy: Option<Legacy>,
+}
+
+impl WakeState {
+    pub(crate) fn new() -> WakeState {
+        WakeState {
+            pending: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
+            #[cfg(loom)]
+            legacy: LEGACY
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .then(Legacy::default),
+        }
+    }
+
+    /// A wake-up is about to be written.
+    pub(crate) fn sending(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+    }
+
+    /// The leader is back from the kernel: a wake-up reaped from now on was not needed.
+    pub(crate) fn leader_back(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+    }
+
+    /// A wake-up's completion was reaped; `ended` if its poll is no longer armed. Returns whether
+    /// the wake-up must be written again (the leader may not have come back yet).
+    pub(crate) fn reaped(&self, ended: bool) -> bool {
+        #[cfg(loom)]
+        if let Some(legacy) = &self.legacy {
+            // Old scheme: the reaper re-arms the poll it saw end (below), and never writes a
+            // wake-up again: the one it took may have been the leader's.
+            if ended {
+                *legacy.ender() = Some(crate::sync::current().id());
+                self.armed.store(false, Ordering::SeqCst);
+            }
+            return false;
+        }
+        if ended {
+            self.armed.store(false, Ordering::SeqCst);
+        }
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Whether the poll must be armed again.
+    pub(crate) fn needs_rearm(&self) -> bool {
+        let needed = !self.armed.load(Ordering::SeqCst);
+        #[cfg(loom)]
+        if let Some(legacy) = &self.legacy {
+            // Old scheme: only the thread that reaped the poll's end re-arms it.
+            return needed && *legacy.ender() == Some(crate::sync::current().id());
+        }
+        needed
+    }
+
+    /// The poll was queued (by the holder of the submission lock).
+    pub(crate) fn rearmed(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+        #[cfg(loom)]
+        if let Some(legacy) = &self.legacy {
+            *legacy.ender() = None;
+        }
+    }
+
+    /// The model ring (`mock.rs`) found no room to re-arm the poll. Nothing to do: the next holder
+    /// of the submission lock tries again. Under the old scheme the re-arm is lost: the poll stays
+    /// down and nobody tries again.
+    #[cfg(loom)]
+    pub(crate) fn rearm_failed(&self) {
+        if let Some(legacy) = &self.legacy {
+            *legacy.ender() = None;
+        }
+    }
+}
