@@ -19,6 +19,7 @@ pub struct OpId {
 }
 
 impl OpId {
+    #[inline]
     pub(crate) fn new(index: u32, generation: NonZeroU64) -> OpId {
         OpId { generation, index }
     }
@@ -54,6 +55,7 @@ pub(crate) struct Generations {
 
 impl Generations {
     /// The next generation; never 0, never handed out twice in the process.
+    #[inline]
     pub(crate) fn next(&mut self) -> NonZeroU64 {
         if self.next == self.end {
             self.next = NEXT_GENERATION_BLOCK.fetch_add(GENERATION_BLOCK, Ordering::Relaxed);

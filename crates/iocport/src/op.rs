@@ -108,6 +108,7 @@ impl Op {
 
 impl<B: IoBuf> Request<B> {
     /// The operation's arguments.
+    #[inline]
     pub(crate) fn op(&self) -> Op {
         match self {
             Request::Nop => Op::Nop,
@@ -131,6 +132,7 @@ impl<B: IoBuf> Request<B> {
     }
 
     /// Checks the buffers: none may be empty, none may exceed what one request can move.
+    #[inline]
     pub(crate) fn check_buffers(&self) -> Result<(), (&'static str, usize)> {
         let check = |b: &B| match b.len() {
             0 => Err(("the buffer is empty", 0)),
@@ -173,6 +175,7 @@ impl<B: IoBuf> Request<B> {
     /// Moves the buffers (and addresses) into the memory the operation lends the kernel, reading
     /// each buffer's address and length now. This is where [`IoBuf`] methods run: call it before
     /// taking any lock. A panic in them drops the request here, with nothing taken yet.
+    #[inline]
     pub(crate) fn lend(self) -> (Op, Lent<B>) {
         let op = self.op();
         let lent = match self {
@@ -200,17 +203,18 @@ impl<B: IoBuf> Request<B> {
             }
             Request::RecvFrom { mut buf } => {
                 let raw = RawBuf::of(&mut buf);
-                Lent::msg(buf, raw, None)
+                Lent::Msg { buf, raw, to: None }
             }
             Request::SendTo { mut buf, addr } => {
                 let raw = RawBuf::of(&mut buf);
-                Lent::msg(buf, raw, Some(addr))
+                Lent::Msg {
+                    buf,
+                    raw,
+                    to: Some(addr),
+                }
             }
-            Request::Accept => Lent::Peer {
-                addr: SockAddrStorage::zeroed(),
-                len: std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
-            },
-            Request::Connect(addr) => Lent::Addr(SockAddr::from(addr)),
+            Request::Accept => Lent::Peer,
+            Request::Connect(addr) => Lent::Addr(addr),
         };
         (op, lent)
     }
@@ -244,20 +248,9 @@ pub(crate) struct Timespec {
     pub(crate) nsec: i64,
 }
 
-/// A `msghdr` and the `iovec` it points to, kept together in the slot.
-pub(crate) struct MsgParts {
-    pub(crate) hdr: libc::msghdr,
-    pub(crate) iov: libc::iovec,
-}
-
-// SAFETY: the raw pointers in `hdr` and `iov` point into the same slot (its buffer and address),
-// which moves between threads as a whole; nothing is shared.
-unsafe impl Send for MsgParts {}
-
-/// The memory an operation lends the kernel while it runs. It lives in the operation's slot, which
-/// is boxed and never moves, so pointers into it stay valid until the operation completes. Buffer
-/// addresses were read when the request was lent ([`RawBuf`]); pointers into the slot itself
-/// (`msghdr`, socket address, timespec) are taken by the backend once the slot holds it.
+/// The memory an operation lends the kernel while it runs: its buffers (with the addresses read
+/// when it was lent) and small arguments. Kept small, since it moves from the caller into the slot;
+/// the larger memory the kernel reads or writes for addresses lives in the slot's [`KernelArea`].
 pub(crate) enum Lent<B> {
     None,
     Buf {
@@ -268,20 +261,110 @@ pub(crate) enum Lent<B> {
         bufs: Vec<B>,
         iov: IoVecs,
     },
+    /// `recvmsg` (`to: None`) or `sendmsg`; the `msghdr` and the address are in the [`KernelArea`].
     Msg {
         buf: B,
-        parts: MsgParts,
-        addr: SockAddrStorage,
+        raw: RawBuf,
+        to: Option<SocketAddr>,
     },
-    /// Accept's output address.
-    Peer {
-        addr: SockAddrStorage,
-        len: libc::socklen_t,
-    },
-    /// Connect's input address.
-    Addr(#[cfg_attr(loom, allow(dead_code))] SockAddr),
-    /// A timer's duration (the model ring of the loom tests reads neither).
+    /// Accept; the peer's address is written into the [`KernelArea`].
+    Peer,
+    /// Connect's address, copied into the [`KernelArea`] for the kernel.
+    Addr(#[cfg_attr(loom, allow(dead_code))] SocketAddr),
+    /// A timer's duration (the model ring of the loom tests reads it not).
     Timer(#[cfg_attr(loom, allow(dead_code))] Timespec),
+}
+
+/// A `msghdr` and the `iovec` it points to.
+pub(crate) struct MsgParts {
+    pub(crate) hdr: libc::msghdr,
+    pub(crate) iov: libc::iovec,
+}
+
+// SAFETY: the raw pointers in `hdr` and `iov` point into the same slot (its buffer and address),
+// which moves between threads as a whole; nothing is shared.
+unsafe impl Send for MsgParts {}
+
+/// A slot's memory for the kernel's side of addresses: the socket address a `connect` or
+/// `send_to` gives and an `accept` or `recv_from` receives, its length, and the `msghdr` of
+/// `recv_from`/`send_to`. Reused by every tenant of the slot; filled under the op table's lock by
+/// [`Lending::install`], which runs no user code.
+pub(crate) struct KernelArea {
+    pub(crate) addr: SockAddrStorage,
+    pub(crate) addr_len: libc::socklen_t,
+    pub(crate) msg: MsgParts,
+}
+
+impl Default for KernelArea {
+    fn default() -> Self {
+        KernelArea {
+            addr: SockAddrStorage::zeroed(),
+            addr_len: 0,
+            // SAFETY: all-zero bytes are a valid `msghdr` and `iovec` (null pointers, zero
+            // lengths).
+            msg: unsafe { std::mem::zeroed::<MsgParts>() },
+        }
+    }
+}
+
+/// What an operation's slot lends the kernel: the [`Lent`] memory and the slot's [`KernelArea`].
+/// The slot is boxed and never moves, so pointers into it stay valid until the operation
+/// completes.
+pub(crate) struct Lending<B> {
+    pub(crate) lent: Lent<B>,
+    pub(crate) area: KernelArea,
+}
+
+impl<B> Default for Lending<B> {
+    fn default() -> Self {
+        Lending {
+            lent: Lent::None,
+            area: KernelArea::default(),
+        }
+    }
+}
+
+impl<B> Lending<B> {
+    /// Takes `lent` in and prepares the kernel area for it: the address and `msghdr` that the
+    /// operation's request points to. Runs no user code.
+    #[inline]
+    pub(crate) fn install(&mut self, lent: Lent<B>) {
+        self.lent = lent;
+        let area = &mut self.area;
+        match &self.lent {
+            Lent::Msg { raw, to, .. } => {
+                area.addr_len = match to {
+                    Some(a) => {
+                        let a = SockAddr::from(*a);
+                        let len = a.len();
+                        area.addr = a.as_storage();
+                        len
+                    }
+                    None => std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
+                };
+                area.msg.iov = libc::iovec {
+                    iov_base: raw.ptr.cast(),
+                    iov_len: raw.len,
+                };
+                area.msg.hdr.msg_name = (&mut area.addr as *mut SockAddrStorage).cast();
+                area.msg.hdr.msg_namelen = area.addr_len;
+                area.msg.hdr.msg_iov = &mut area.msg.iov;
+                area.msg.hdr.msg_iovlen = 1;
+                area.msg.hdr.msg_control = std::ptr::null_mut();
+                area.msg.hdr.msg_controllen = 0;
+                area.msg.hdr.msg_flags = 0;
+            }
+            Lent::Peer => {
+                area.addr_len = std::mem::size_of::<SockAddrStorage>() as libc::socklen_t;
+            }
+            Lent::Addr(a) => {
+                let a = SockAddr::from(*a);
+                area.addr_len = a.len();
+                area.addr = a.as_storage();
+            }
+            _ => {}
+        }
+    }
 }
 
 /// An `iovec` array. Built before the operation starts from a per-thread scratch array; the slot
@@ -326,50 +409,12 @@ impl IoVecs {
     }
 }
 
-impl<B> Lent<B> {
-    /// Points the `msghdr` at the slot's own `iovec` and address; call once the slot holds `self`
-    /// (it does not move afterwards). Returns the `msghdr`.
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn pin_msg(&mut self) -> *mut libc::msghdr {
-        match self {
-            Lent::Msg { parts, addr, .. } => {
-                parts.hdr.msg_name = (addr as *mut SockAddrStorage).cast();
-                parts.hdr.msg_iov = &mut parts.iov;
-                &mut parts.hdr
-            }
-            _ => std::ptr::null_mut(),
-        }
-    }
-}
-
-impl<B: IoBuf> Lent<B> {
-    fn msg(buf: B, raw: RawBuf, to: Option<SocketAddr>) -> Lent<B> {
-        // SAFETY: all-zero bytes are a valid `msghdr` and `iovec` (null pointers, zero lengths).
-        let mut parts = unsafe { std::mem::zeroed::<MsgParts>() };
-        let (addr, name_len) = match to {
-            Some(a) => {
-                let a = SockAddr::from(a);
-                let len = a.len();
-                (a.as_storage(), len)
-            }
-            None => (
-                SockAddrStorage::zeroed(),
-                std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
-            ),
-        };
-        parts.iov = libc::iovec {
-            iov_base: raw.ptr.cast(),
-            iov_len: raw.len,
-        };
-        parts.hdr.msg_namelen = name_len;
-        parts.hdr.msg_iovlen = 1;
-        Lent::Msg { buf, parts, addr }
-    }
-
+impl<B> Lending<B> {
     /// Turns the kernel's result and the lent memory into the packet's `bytes`, `status` and `data`;
-    /// leaves `self` empty and returns the iovec array for reuse.
+    /// leaves the lent memory empty and returns the iovec array for reuse.
     pub(crate) fn finish(&mut self, res: i32, op: Op) -> (usize, Status, Data<B>, IoVecs) {
-        let lent = std::mem::replace(self, Lent::None);
+        let lent = std::mem::replace(&mut self.lent, Lent::None);
+        let area = &mut self.area;
         let (bytes, status) = match res {
             // A timer's "timed out" is its success.
             r if op == Op::Timer && r == -libc::ETIME => (0, Status::SUCCESS),
@@ -384,21 +429,24 @@ impl<B: IoBuf> Lent<B> {
                 iov_back = iov;
                 Data::Bufs(bufs)
             }
-            Lent::Msg { buf, parts, addr } => {
-                let from = (res >= 0 && parts.hdr.msg_namelen > 0)
+            Lent::Msg { buf, .. } => {
+                let len = area.msg.hdr.msg_namelen;
+                let from = (res >= 0 && len > 0)
                     // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes of the
-                    // family it stored, into storage that is large enough for any.
-                    .then(|| unsafe { SockAddr::new(addr, parts.hdr.msg_namelen) }.as_socket())
+                    // family it stored (or, for `send_to`, `install` did), into storage that is
+                    // large enough for any.
+                    .then(|| unsafe { SockAddr::new(take_addr(area), len) }.as_socket())
                     .flatten();
                 Data::From(buf, from)
             }
-            Lent::Peer { addr, len } => {
+            Lent::Peer => {
                 if res >= 0 {
                     // SAFETY: `res` is the fd the kernel just created for the accepted connection;
                     // nothing else owns it.
                     let socket = unsafe { OwnedFd::from_raw_fd(res) };
-                    // SAFETY: the kernel wrote the peer's address, `len` bytes of its family.
-                    let peer = unsafe { SockAddr::new(addr, len) }.as_socket();
+                    let len = area.addr_len;
+                    // SAFETY: the kernel wrote the peer's address, `addr_len` bytes of its family.
+                    let peer = unsafe { SockAddr::new(take_addr(area), len) }.as_socket();
                     return (0, status, Data::Accepted(socket, peer), iov_back);
                 }
                 Data::None
@@ -406,7 +454,14 @@ impl<B: IoBuf> Lent<B> {
         };
         (bytes, status, data, iov_back)
     }
+}
 
+/// The address the kernel wrote into `area` (left zeroed behind).
+fn take_addr(area: &mut KernelArea) -> SockAddrStorage {
+    std::mem::replace(&mut area.addr, SockAddrStorage::zeroed())
+}
+
+impl<B> Lent<B> {
     /// Hands the buffers back, for an operation that was lent but never started.
     pub(crate) fn into_data(self) -> Data<B> {
         match self {

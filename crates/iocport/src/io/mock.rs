@@ -35,7 +35,7 @@ use std::time::Instant;
 use loom::sync::Condvar;
 
 use crate::error::Error;
-use crate::op::{Lent, Op};
+use crate::op::{Lending, Op};
 use crate::sync::{lock, Mutex, MutexGuard};
 
 use super::wake::WakeState;
@@ -223,7 +223,7 @@ impl Driver {
         &self,
         op: Op,
         fd: RawFd,
-        _lent: &mut Lent<B>,
+        _lending: &mut Lending<B>,
         user_data: u64,
     ) -> Result<(), Entry> {
         let entry = Entry::Op { op, fd, user_data };

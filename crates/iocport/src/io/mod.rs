@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use crate::buf::IoBuf;
 use crate::error::{Error, OpError};
 use crate::id::{Generations, OpId};
-use crate::op::{Interest, IoVecs, Lent, Op};
+use crate::op::{Interest, IoVecs, Lending, Lent, Op};
 use crate::packet::Packet;
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 
@@ -225,7 +225,7 @@ struct Slot<T, B> {
     op: Op,
     key: usize,
     value: Option<T>,
-    lent: Lent<B>,
+    lending: Lending<B>,
     /// The iovec array the last vectored tenant used, kept for the next one.
     iov: IoVecs,
     fd: Option<Arc<FdEntry>>,
@@ -261,6 +261,7 @@ struct Locked<'a, T, B> {
 }
 
 impl<T, B> Locked<'_, T, B> {
+    #[inline]
     fn ops(&mut self) -> &mut Ops<T, B> {
         self.guard.as_mut().expect("held until dropped")
     }
@@ -274,11 +275,15 @@ impl<T, B> Locked<'_, T, B> {
 }
 
 impl<T, B> Drop for Locked<'_, T, B> {
+    #[inline]
     fn drop(&mut self) {
         drop(self.guard.take());
-        // Unlocked now; closing may still block (a lingering socket), so not on this thread either.
-        for entry in self.deferred.drain(..) {
-            fd::close_later(entry);
+        if !self.deferred.is_empty() {
+            // Unlocked now; closing may still block (a lingering socket), so not on this thread
+            // either.
+            for entry in self.deferred.drain(..) {
+                fd::close_later(entry);
+            }
         }
     }
 }
@@ -330,6 +335,7 @@ impl<T, B: IoBuf> Io<T, B> {
         })
     }
 
+    #[inline]
     fn lock(&self) -> Locked<'_, T, B> {
         Locked {
             guard: Some(lock(&self.ops)),
@@ -396,7 +402,7 @@ impl<T, B: IoBuf> Io<T, B> {
                     op: Op::Nop,
                     key: 0,
                     value: None,
-                    lent: Lent::None,
+                    lending: Lending::default(),
                     iov: IoVecs::default(),
                     fd: None,
                 }));
@@ -417,19 +423,19 @@ impl<T, B: IoBuf> Io<T, B> {
         slot.key = start.key;
         slot.value = Some(value);
         slot.fd = start.fd.cloned();
-        slot.lent = lent;
         // A vectored operation brought its own iovec array: give the one kept here to this
         // thread's scratch, for its next vectored operation.
-        let spare = match slot.lent {
-            Lent::Bufs { .. } => std::mem::take(&mut slot.iov),
-            _ => IoVecs::default(),
+        let spare = match lent {
+            Lent::Bufs { .. } => Some(std::mem::take(&mut slot.iov)),
+            _ => None,
         };
+        slot.lending.install(lent);
         let ud = user_data(index, generation.get());
         // SAFETY: we hold the op table's lock, so we are the submission queue's only producer; every
         // pointer in the request points into the slot (boxed: it never moves) or the buffers it
         // owns, which it keeps until `reap` takes this operation's completion; the port waits for
         // every operation in flight before it frees the slots.
-        let pushed = unsafe { self.driver.push_op(op, raw, &mut slot.lent, ud) };
+        let pushed = unsafe { self.driver.push_op(op, raw, &mut slot.lending, ud) };
         // Counted under the lock: `cancel_all_and_drain` either refused us or waits for us.
         ops.in_flight += 1;
         if let Some(fd) = start.fd {
@@ -439,7 +445,9 @@ impl<T, B: IoBuf> Io<T, B> {
             self.maintain(&mut locked);
         }
         drop(locked);
-        spare.recycle();
+        if let Some(spare) = spare {
+            spare.recycle();
+        }
         let id = OpId::new(index, generation);
         if let Err(entry) = pushed {
             self.push_when_room(&entry, id, reap);
@@ -485,6 +493,7 @@ impl<T, B: IoBuf> Io<T, B> {
 
     /// Queues what waits for the submission lock: pending cancellations (checked again now) and the
     /// wake-up poll's re-arm. Returns `false` if the submission queue filled up first.
+    #[inline]
     fn maintain(&self, locked: &mut Locked<'_, T, B>) -> bool {
         if self.cancels_waiting.load(Ordering::Acquire) && !self.flush_cancels(locked) {
             return false;
@@ -503,7 +512,7 @@ impl<T, B: IoBuf> Io<T, B> {
                 let raw = slot.fd.as_ref().map_or(-1, |f| f.raw());
                 let ud = user_data(index, slot.generation);
                 // SAFETY: as in `submit_lent`: the lock is held; the slot keeps the memory.
-                if unsafe { self.driver.push_op(slot.op, raw, &mut slot.lent, ud) }.is_err() {
+                if unsafe { self.driver.push_op(slot.op, raw, &mut slot.lending, ud) }.is_err() {
                     return false;
                 }
                 self.unsubmitted.store(true, Ordering::Release);
@@ -642,7 +651,7 @@ impl<T, B: IoBuf> Io<T, B> {
             // request points to.
             match unsafe {
                 self.driver
-                    .push_op(slot.op, raw, &mut slot.lent, c.user_data)
+                    .push_op(slot.op, raw, &mut slot.lending, c.user_data)
             } {
                 Ok(()) => self.unsubmitted.store(true, Ordering::Release),
                 Err(_) => {
@@ -660,7 +669,7 @@ impl<T, B: IoBuf> Io<T, B> {
                 result = socket_error(slot.fd.as_ref().map_or(-1, |f| f.raw()));
             }
         }
-        let (bytes, status, data, iov) = slot.lent.finish(result, slot.op);
+        let (bytes, status, data, iov) = slot.lending.finish(result, slot.op);
         if iov.has_capacity() {
             slot.iov = iov;
         }

@@ -107,6 +107,7 @@ impl WakeState {
     }
 
     /// Whether the poll must be armed again.
+    #[inline]
     pub(crate) fn needs_rearm(&self) -> bool {
         let needed = !self.armed.load(Ordering::SeqCst);
         #[cfg(loom)]

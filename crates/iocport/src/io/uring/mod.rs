@@ -54,7 +54,7 @@ use std::time::Instant;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::error::Error;
-use crate::op::{Lent, Op};
+use crate::op::{Lending, Op};
 use crate::sync::{lock, Mutex};
 
 use super::wake::WakeState;
@@ -316,10 +316,10 @@ impl Driver {
         }
     }
 
-    /// Set-up only: arms the wake-up poll (multishot or not) and waits for its first completion;
-    /// returns its result and whether the poll stays armed. With `multi` false the eventfd must
-    /// be readable... or not: a one-shot poll on an idle eventfd stays armed with no completion,
-    /// which is what a fallback wants, so that case returns `(0, false)` without waiting.
+    /// Set-up only: arms the wake-up poll. A multishot one, on the eventfd made readable first,
+    /// completes at once: this waits for that completion and returns its result and whether the
+    /// poll stays armed (`IORING_CQE_F_MORE`). A one-shot one, on the drained eventfd, stays armed
+    /// without a completion: this returns `(0, false)` at once.
     fn probe_wake(&self, multi: bool) -> Result<(i32, bool), Error> {
         let entry = self.wake_poll(multi);
         // SAFETY: set-up: the only producer; the poll points to no memory.
@@ -378,6 +378,7 @@ impl Driver {
     }
 
     /// Whether the kernel supports `op`.
+    #[inline]
     pub(crate) fn supports(&self, op: Op) -> bool {
         self.probe.is_supported(sqe::opcode_of(op))
     }
@@ -396,15 +397,15 @@ impl Driver {
     /// # Safety
     ///
     /// The caller must be the submission queue's only producer (it holds the op table's lock), and
-    /// `lent` must stay at its address, untouched, until the operation's completion is reaped.
+    /// `lending` must stay at its address, untouched, until the operation's completion is reaped.
     pub(crate) unsafe fn push_op<B>(
         &self,
         op: Op,
         fd: RawFd,
-        lent: &mut Lent<B>,
+        lending: &mut Lending<B>,
         user_data: u64,
     ) -> Result<(), Entry> {
-        let entry = sqe::build(op, fd, lent).user_data(user_data);
+        let entry = sqe::build(op, fd, lending).user_data(user_data);
         // SAFETY: as the caller guarantees.
         if unsafe { self.push_entry(&entry) } {
             Ok(())
@@ -443,6 +444,7 @@ impl Driver {
     }
 
     /// Whether the wake-up poll must be armed again.
+    #[inline]
     pub(crate) fn needs_rearm(&self) -> bool {
         self.wake.needs_rearm()
     }

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use io_uring::{opcode, squeue, types};
 use socket2::SockAddrStorage;
 
-use crate::op::{Lent, Op, Timespec};
+use crate::op::{Lending, Lent, Op, Timespec};
 
 /// The io_uring opcode `op` needs.
 pub(crate) fn opcode_of(op: Op) -> u8 {
@@ -32,11 +32,13 @@ pub(crate) fn opcode_of(op: Op) -> u8 {
 
 const _: () = assert!(std::mem::size_of::<Timespec>() == std::mem::size_of::<types::Timespec>());
 
-/// The entry for `op` on `fd`. Every pointer in it points into `lent`, which the caller keeps at
-/// the same address (a boxed slot) until the operation's completion has been reaped; buffer
-/// addresses were read when the request was lent.
-pub(crate) fn build<B>(op: Op, fd: RawFd, lent: &mut Lent<B>) -> squeue::Entry {
+/// The entry for `op` on `fd`. Every pointer in it points into `lending` (its kernel area, prepared
+/// by [`Lending::install`]) or into the buffers it owns; the caller keeps it at the same address (a
+/// boxed slot) until the operation's completion has been reaped. Buffer addresses were read when
+/// the request was lent.
+pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::Entry {
     let fd = types::Fd(fd);
+    let Lending { lent, area } = lending;
     let (ptr, len) = match lent {
         // `check_buffers` has bounded every length by u32::MAX.
         Lent::Buf { raw, .. } => (raw.ptr, raw.len as u32),
@@ -70,28 +72,23 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lent: &mut Lent<B>) -> squeue::Entry {
                 opcode::Writev::new(fd, p, n).offset(offset).build()
             }
         }
-        Op::RecvFrom => opcode::RecvMsg::new(fd, lent.pin_msg()).build(),
-        Op::SendTo => opcode::SendMsg::new(fd, lent.pin_msg())
+        Op::RecvFrom => opcode::RecvMsg::new(fd, &mut area.msg.hdr).build(),
+        Op::SendTo => opcode::SendMsg::new(fd, &area.msg.hdr)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build(),
-        Op::Accept => {
-            let Lent::Peer { addr, len } = lent else {
-                unreachable!("accept lends its peer address")
-            };
-            opcode::Accept::new(
-                fd,
-                (addr as *mut SockAddrStorage).cast::<libc::sockaddr>(),
-                len as *mut libc::socklen_t,
-            )
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-        }
-        Op::Connect => {
-            let Lent::Addr(addr) = lent else {
-                unreachable!("connect lends its address")
-            };
-            opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
-        }
+        Op::Accept => opcode::Accept::new(
+            fd,
+            (&mut area.addr as *mut SockAddrStorage).cast::<libc::sockaddr>(),
+            &mut area.addr_len,
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build(),
+        Op::Connect => opcode::Connect::new(
+            fd,
+            (&area.addr as *const SockAddrStorage).cast::<libc::sockaddr>(),
+            area.addr_len,
+        )
+        .build(),
         Op::Shutdown(how) => {
             let how = match how {
                 Shutdown::Read => libc::SHUT_RD,
