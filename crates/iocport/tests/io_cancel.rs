@@ -534,3 +534,39 @@ fn close_gives_waiters_closed_never_a_cancelled_packet() {
         check_closed_packets(left, 4, 200);
     }
 }
+
+// Catches: a cancel that found the submission queue full being dropped, or retried later by the
+// bare fd number (which a new file may have taken by then). Inside a batch two NOPs fill a 2-entry
+// queue before `cancel_all`: the cancel waits in the port under the handle's identity and still
+// reaches this handle's recv, and only it.
+#[test]
+fn a_cancel_that_finds_the_queue_full_is_queued_later() {
+    let port: CompletionPort<u32> = iocport::Builder::new()
+        .concurrency(1)
+        .entries(2)
+        .submit_mode(iocport::SubmitMode::Caller)
+        .build()
+        .unwrap();
+    let (a, _a_peer) = UnixStream::pair().unwrap();
+    let (c, mut c_peer) = UnixStream::pair().unwrap();
+    let ha = port.associate(a, 1).unwrap();
+    let hc = port.associate(c, 2).unwrap();
+    pending(ha.recv(vec![0; 8], 0, 1));
+    pending(hc.recv(vec![0; 8], 0, 2));
+    port.batch(|| {
+        port.nop(3, 3).unwrap();
+        port.nop(3, 4).unwrap();
+        ha.cancel_all().unwrap();
+    });
+    let mut got: Vec<(u32, Option<i32>)> = uio::get_n(&port, 3, "two NOPs and the cancelled recv")
+        .into_iter()
+        .map(|p| (p.value, p.status.errno()))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [(1, Some(libc::ECANCELED)), (3, None), (4, None)]);
+    uio::assert_quiet_for(&port, Duration::from_millis(20), "the other handle's recv");
+    c_peer.write_all(b"c").unwrap();
+    assert_eq!(get(&port, "the other recv").value, 2);
+    drop((ha, hc));
+    port.close();
+}

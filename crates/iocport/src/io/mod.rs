@@ -565,9 +565,11 @@ impl<T, B: IoBuf> Io<T, B> {
 
     /// Submits what `batch` left queued.
     pub(crate) fn flush(&self, reap: &mut dyn FnMut()) {
-        if let Err(e) = self.driver.submit(reap) {
-            tracing_hint("batch", -1, &e);
+        let mut queued = true;
+        if self.driver.needs_rearm() || self.cancels_waiting.load(Ordering::Acquire) {
+            queued = self.maintain(&mut self.lock());
         }
+        self.submit_queued(queued, "batch", reap);
     }
 
     /// Reaps up to `max` operation completions and hands each one's packet to `place`; returns how
@@ -736,11 +738,26 @@ impl<T, B: IoBuf> Io<T, B> {
     ) {
         locked.ops().cancels.push(cancel);
         self.cancels_waiting.store(true, Ordering::Release);
-        self.maintain(&mut locked);
+        let queued = self.maintain(&mut locked);
         drop(locked);
+        self.submit_queued(queued, "cancel", reap);
+    }
+
+    /// Submits what is queued; if `queued` is false (the submission queue was full when requests
+    /// waiting for the lock were to be queued), makes room and queues them first. What still finds
+    /// no room waits in the op table for the next holder of the lock (a submission, a reap, the
+    /// leader's wait).
+    fn submit_queued(&self, queued: bool, what: &str, reap: &mut dyn FnMut()) {
+        if !queued {
+            if let Err(e) = self.driver.make_room(reap) {
+                tracing_hint(what, -1, &e);
+            }
+            let mut locked = self.lock();
+            self.maintain(&mut locked);
+        }
         if let Err(e) = self.driver.submit(reap) {
             // Queued all the same: the next `io_uring_enter` submits it.
-            tracing_hint("cancel", -1, &e);
+            tracing_hint(what, -1, &e);
         }
     }
 
