@@ -351,7 +351,13 @@ impl Driver {
                 break;
             };
             match cqe.user_data {
-                WAKE => write_again |= self.reaped_wake(&cqe),
+                WAKE => {
+                    write_again |= self.wake.reaped_completion(
+                        !cqe.more,
+                        !self.features.multishot_poll,
+                        || self.drain_eventfd(),
+                    );
+                }
                 CANCEL => {}
                 user_data => {
                     let counted = f(Completion {
@@ -370,16 +376,6 @@ impl Driver {
             self.write_wake();
         }
         n
-    }
-
-    /// A `WAKE` completion was reaped: the steps of `uring::Driver::reaped_wake`, except that
-    /// writing the wake-up again, if [`WakeState::reaped`] says so, is left to the end of `reap`.
-    fn reaped_wake(&self, cqe: &Cqe) -> bool {
-        let ended = !cqe.more;
-        if ended && !self.features.multishot_poll {
-            self.drain_eventfd();
-        }
-        self.wake.reaped(ended)
     }
 
     /// Makes the thread waiting in `wait` return.

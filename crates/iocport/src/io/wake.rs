@@ -87,9 +87,25 @@ impl WakeState {
         self.pending.store(false, Ordering::SeqCst);
     }
 
-    /// A wake-up's completion was reaped; `ended` if its poll is no longer armed. Returns whether
-    /// the wake-up must be written again (the leader may not have come back yet).
-    pub(crate) fn reaped(&self, ended: bool) -> bool {
+    /// A wake-up's completion was reaped, by whichever thread: `ended` if its poll is no longer
+    /// armed; `one_shot` if the backend re-arms a one-shot poll after each wake-up, whose eventfd
+    /// `drain` then empties (so that the next poll waits for a new write). Returns whether the
+    /// wake-up must be written again (the leader may not have come back yet); the reaper writes it
+    /// once its reap is over, so that it never takes its own wake-up back.
+    pub(crate) fn reaped_completion(
+        &self,
+        ended: bool,
+        one_shot: bool,
+        drain: impl FnOnce(),
+    ) -> bool {
+        if ended && one_shot {
+            drain();
+        }
+        self.reaped(ended)
+    }
+
+    /// [`reaped_completion`](Self::reaped_completion) after the eventfd is dealt with.
+    fn reaped(&self, ended: bool) -> bool {
         #[cfg(loom)]
         if let Some(legacy) = &self.legacy {
             // Old scheme: the reaper re-arms the poll it saw end (below), and never writes a

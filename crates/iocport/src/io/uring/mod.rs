@@ -569,7 +569,13 @@ impl Driver {
             while n < max {
                 let Some(cqe) = cq.next() else { break };
                 match cqe.user_data() {
-                    WAKE => resend |= self.reaped_wake(&cqe),
+                    WAKE => {
+                        resend |= self.wake.reaped_completion(
+                            !cqueue::more(cqe.flags()),
+                            !self.features.multishot_poll,
+                            || self.drain_eventfd(),
+                        );
+                    }
                     CANCEL | PROBE => {}
                     user_data => {
                         let counted = f(Completion {
@@ -589,17 +595,6 @@ impl Driver {
             self.write_wake();
         }
         n
-    }
-
-    /// A `WAKE` completion was reaped, maybe by a thread other than the leader it was meant for.
-    /// Returns whether the wake-up must be sent again.
-    fn reaped_wake(&self, cqe: &cqueue::Entry) -> bool {
-        let ended = !cqueue::more(cqe.flags());
-        if ended && !self.features.multishot_poll {
-            // A one-shot poll: empty the eventfd so that the next poll waits for a new write.
-            self.drain_eventfd();
-        }
-        self.wake.reaped(ended)
     }
 
     /// Makes the thread waiting in `wait` return.
