@@ -40,12 +40,16 @@
 //!   which `timeout_with_slot_release_and_other_getter` and `get_many_min_timeout_races_post` cover.
 #![cfg(loom)]
 
+#[path = "util/loom_event.rs"]
+mod loom_event;
+
 use std::time::Duration;
 
 use iocport::{CompletionPort, GetError, PostError};
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use loom::sync::{Arc, Notify};
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::Arc;
 use loom::thread;
+use loom_event::Event;
 
 /// A finite timeout: under loom it expires at once, after the waiter registered.
 const SOON: Duration = Duration::from_secs(1);
@@ -79,26 +83,6 @@ fn detach() {
 fn settle_active<T: Send + 'static>(port: &CompletionPort<T>, want: usize) {
     while port.stats().active != want {
         thread::yield_now();
-    }
-}
-
-/// A one-shot event for one waiting thread (`loom::sync::Notify` alone may wake spuriously).
-#[derive(Default)]
-struct Event {
-    set: AtomicBool,
-    notify: Notify,
-}
-
-impl Event {
-    fn set(&self) {
-        self.set.store(true, SeqCst);
-        self.notify.notify();
-    }
-
-    fn wait(&self) {
-        while !self.set.load(SeqCst) {
-            self.notify.wait();
-        }
     }
 }
 

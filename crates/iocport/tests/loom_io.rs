@@ -38,21 +38,31 @@
 //!   others down.
 #![cfg(loom)]
 
+#[path = "util/loom_event.rs"]
+mod loom_event;
+
 use std::process::Command;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iocport::{Builder, CompletionPort, GetError, PortStats};
-use loom::sync::atomic::AtomicBool;
-use loom::sync::{Arc, Notify};
+use loom::sync::Arc;
 use loom::thread;
+use loom_event::Event;
 
 /// Set in the child process that runs a model: `old` or `current`, the scheme to run it over.
 const CHILD: &str = "IOCPORT_LOOM_IO_SCHEME";
 
 /// Executions explored by the current [`model`] run.
 static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Yields until the port's counters satisfy `cond`. Loom's scheduler is not fair: a model may have
+/// one such spinning thread, not two, or they can yield to each other forever.
+fn until(port: &CompletionPort<usize>, cond: impl Fn(&PortStats) -> bool) {
+    while !cond(&port.stats()) {
+        thread::yield_now();
+    }
+}
 
 /// Runs `f` under loom with a preemption bound: `LOOM_MAX_PREEMPTIONS` if set (then through
 /// `loom::model`, which also honours `LOOM_LOG=trace`), else 2.
@@ -119,34 +129,6 @@ fn deadlocks_on_old_scheme(test: &str, f: fn()) {
     match found {
         Some(line) if !ok => eprintln!("old scheme, {:.1?}: loom found {line}", start.elapsed()),
         _ => panic!("loom did not find the old scheme deadlocked:\n{stderr}"),
-    }
-}
-
-/// A one-shot event for one waiting thread (`loom::sync::Notify` alone may wake spuriously).
-#[derive(Default)]
-struct Event {
-    set: AtomicBool,
-    notify: Notify,
-}
-
-impl Event {
-    fn set(&self) {
-        self.set.store(true, SeqCst);
-        self.notify.notify();
-    }
-
-    fn wait(&self) {
-        while !self.set.load(SeqCst) {
-            self.notify.wait();
-        }
-    }
-}
-
-/// Yields until the port's counters satisfy `cond`. Loom's scheduler is not fair: a model may have
-/// one such spinning thread, not two, or they can yield to each other forever.
-fn until(port: &CompletionPort<usize>, cond: impl Fn(&PortStats) -> bool) {
-    while !cond(&port.stats()) {
-        thread::yield_now();
     }
 }
 

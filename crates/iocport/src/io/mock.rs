@@ -380,8 +380,7 @@ impl Driver {
 
     /// Makes the thread waiting in `wait` return.
     pub(crate) fn wake(&self) {
-        self.wake.sending();
-        self.write_wake();
+        self.wake.send(|| self.write_wake());
     }
 
     /// A write to the eventfd: it becomes readable and the armed poll fires.

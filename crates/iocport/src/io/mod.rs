@@ -601,7 +601,10 @@ impl<T, B: IoBuf> Io<T, B> {
             self.unsubmitted.store(true, Ordering::Release);
         }
         drop(locked);
-        if self.unsubmitted.swap(false, Ordering::AcqRel) {
+        // A load first: the swap, a locked instruction, only when there is something to submit.
+        if self.unsubmitted.load(Ordering::Acquire)
+            && self.unsubmitted.swap(false, Ordering::AcqRel)
+        {
             // Requests queued while reaping (operations started again, the wake-up poll, cancels):
             // submit them. No reaping in place from here (the caller's `place` takes at most
             // `max`): if the kernel wants completions reaped first, the next reap or the leader's

@@ -77,8 +77,14 @@ impl WakeState {
         }
     }
 
+    /// Sends a wake-up: raises `pending`, then `write`s it (the backend's eventfd write).
+    pub(crate) fn send(&self, write: impl FnOnce()) {
+        self.sending();
+        write();
+    }
+
     /// A wake-up is about to be written.
-    pub(crate) fn sending(&self) {
+    fn sending(&self) {
         self.pending.store(true, Ordering::SeqCst);
     }
 

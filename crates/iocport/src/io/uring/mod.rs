@@ -301,17 +301,21 @@ impl Driver {
         // to no memory.
         let queued = unsafe { self.push_entry(&entry) };
         debug_assert!(queued, "a new ring has room");
+        Ok(self.setup_completion(PROBE, "probing io_uring")?.result())
+    }
+
+    /// Set-up only: submits what is queued and waits for the completion tagged `user_data`,
+    /// dropping any other that comes first.
+    fn setup_completion(&self, user_data: u64, what: &str) -> Result<cqueue::Entry, Error> {
         loop {
             self.ring
                 .submitter()
                 .submit_and_wait(1)
-                .map_err(|e| unavailable(format!("probing io_uring failed: {e}"), e))?;
+                .map_err(|e| unavailable(format!("{what} failed: {e}"), e))?;
             // SAFETY: set-up: we are the only consumer.
             let cq = unsafe { self.ring.completion_shared() };
-            for cqe in cq {
-                if cqe.user_data() == PROBE {
-                    return Ok(cqe.result());
-                }
+            if let Some(cqe) = cq.into_iter().find(|c| c.user_data() == user_data) {
+                return Ok(cqe);
             }
         }
     }
@@ -332,17 +336,8 @@ impl Driver {
                 .map_err(|e| unavailable(format!("arming the wake-up poll failed: {e}"), e))?;
             return Ok((0, false));
         }
-        loop {
-            self.ring
-                .submitter()
-                .submit_and_wait(1)
-                .map_err(|e| unavailable(format!("arming the wake-up poll failed: {e}"), e))?;
-            // SAFETY: set-up: we are the only consumer.
-            let cq = unsafe { self.ring.completion_shared() };
-            if let Some(cqe) = cq.into_iter().find(|c| c.user_data() == WAKE) {
-                return Ok((cqe.result(), cqueue::more(cqe.flags())));
-            }
-        }
+        let cqe = self.setup_completion(WAKE, "arming the wake-up poll")?;
+        Ok((cqe.result(), cqueue::more(cqe.flags())))
     }
 
     /// Set-up only: reaps the `WAKE` completions that are there.
@@ -599,8 +594,7 @@ impl Driver {
 
     /// Makes the thread waiting in `wait` return.
     pub(crate) fn wake(&self) {
-        self.wake.sending();
-        self.write_wake();
+        self.wake.send(|| self.write_wake());
     }
 
     fn write_wake(&self) {
