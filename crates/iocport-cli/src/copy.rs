@@ -141,6 +141,10 @@ pub(crate) struct Args {
     /// cache, `always` wherever the file system allows it, `never` reads through the page cache.
     #[arg(long, value_enum, default_value_t = Direct::Auto)]
     direct: Direct,
+    /// The I/O backend: io_uring, or the epoll fallback (whose thread pool runs the file reads
+    /// and writes) [default: $IOCPORT_BACKEND, else auto].
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    backend: Option<crate::BackendArg>,
 }
 
 /// When the source is read with `O_DIRECT`.
@@ -195,11 +199,12 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
     preallocate(&tmp.file, plan.size, sparse).map_err(|e| plan.write_error("preallocating", &e))?;
 
     let progress = progress_bar(plan.size, args.quiet);
-    let port: CompletionPort<Op, Window> = Builder::new()
-        .concurrency(1)
-        .entries((args.depth * 2).clamp(8, 4096))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let port: CompletionPort<Op, Window> =
+        crate::with_backend(Builder::new(), args.backend.map(Into::into))
+            .concurrency(1)
+            .entries((args.depth * 2).clamp(8, 4096))
+            .build()
+            .map_err(|e| e.to_string())?;
     let mut copier = Copier::new(&port, &plan, &tmp, &src, &progress, &args)?;
     let signal_fd = port
         .associate(signals, SIGNALS)

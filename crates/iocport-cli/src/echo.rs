@@ -40,6 +40,9 @@ pub(crate) struct Args {
     /// Who submits operations to the kernel (see `iocport::SubmitMode`).
     #[arg(long, value_enum, default_value = "caller")]
     submit: Submit,
+    /// The I/O backend: io_uring, or the epoll fallback [default: $IOCPORT_BACKEND, else auto].
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    backend: Option<crate::BackendArg>,
 }
 
 /// `--submit`: [`iocport::SubmitMode`] on the command line.
@@ -71,9 +74,18 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
     let listener = TcpListener::bind(args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let threads = threads_or_cpus(args.threads);
-    let server = Server::start(listener, threads, args.submit.into(), Some(stop))?;
+    let server = Server::start(
+        listener,
+        threads,
+        args.submit.into(),
+        args.backend.map(Into::into),
+        Some(stop),
+    )?;
+    let backend = server
+        .backend()
+        .map_or_else(String::new, |b| format!(" on {}", b.backend));
     eprintln!(
-        "iocport echo: listening on {} with {threads} threads (Ctrl-C stops)",
+        "iocport echo: listening on {} with {threads} threads{backend} (Ctrl-C stops)",
         server.addr()
     );
     server.wait()
@@ -129,18 +141,21 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Serves `listener` with `threads` workers. With `stop` (a signalfd, see [`crate::signal`]) the
-    /// server stops by itself when a stop signal arrives; without, [`stop`](Self::stop) stops it.
+    /// Serves `listener` with `threads` workers, submitting in `mode`, on `backend` when one is
+    /// given (else on the port's default choice). With `stop` (a signalfd, see [`crate::signal`])
+    /// the server stops by itself when a stop signal arrives; without, [`stop`](Self::stop) stops
+    /// it.
     pub(crate) fn start(
         listener: TcpListener,
         threads: usize,
         mode: iocport::SubmitMode,
+        backend: Option<iocport::BackendChoice>,
         stop: Option<OwnedFd>,
     ) -> Result<Server, String> {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("the listener's address: {e}"))?;
-        let port = iocport::Builder::new()
+        let port = crate::with_backend(iocport::Builder::new(), backend)
             .concurrency(threads)
             .submit_mode(mode)
             .build::<Op, Vec<u8>>()
@@ -198,6 +213,11 @@ impl Server {
     /// The address the server listens on.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The backend the server's port runs on, and why.
+    pub(crate) fn backend(&self) -> Option<iocport::BackendInfo> {
+        self.port.backend()
     }
 
     /// Waits until the workers have returned (after a stop signal), then reports the first error.

@@ -3,9 +3,12 @@
 //! Everything is asked of the kernel directly rather than inferred from its version, since
 //! distributions backport io_uring features and sandboxes take them away:
 //!
-//! - **backend**: whether iocport can run here, found by creating a port with
-//!   [`iocport::Builder`] (the library's own set-up and checks), and, when it cannot, why: the
-//!   sysctl `kernel.io_uring_disabled`, the process's seccomp mode, and the error of a plain
+//! - **backend**: the backend a port created here runs on (`io_uring`, or the `epoll` fallback)
+//!   and the library's reason for it (the default, `IOCPORT_BACKEND`, or why io_uring was
+//!   refused), found by creating a port with [`iocport::Builder`] (the library's own set-up and
+//!   checks), with the kernel features that backend probed; and whether io_uring itself can be
+//!   used here and, when it cannot, why: the library's error, the sysctl
+//!   `kernel.io_uring_disabled`, the process's seccomp mode, and the error of a plain
 //!   `io_uring_setup` are put together into one reason;
 //! - **kernel**: `uname(2)`;
 //! - **io_uring**: the ring's sizes and every `IORING_FEAT_*` flag the kernel reported in the setup
@@ -43,13 +46,18 @@ pub(crate) struct Args {
 /// Runs `iocport info`.
 pub(crate) fn main(args: Args) -> Result<(), String> {
     let info = Info::gather();
-    if args.json {
-        let text = serde_json::to_string_pretty(&info).map_err(|e| format!("info: {e}"))?;
-        println!("{text}");
+    let text = if args.json {
+        let mut text = serde_json::to_string_pretty(&info).map_err(|e| format!("info: {e}"))?;
+        text.push('\n');
+        text
     } else {
-        print!("{}", info.text(args.all));
+        info.text(args.all)
+    };
+    // A reader that stops early (`iocport info | head`) is not an error.
+    match io::Write::write_all(&mut io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(format!("info: stdout: {e}")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The sysctl that restricts io_uring (Linux 6.6 and later).
@@ -164,18 +172,31 @@ struct Info {
     cpus: Cpus,
 }
 
-/// Whether iocport can run here.
+/// The backend iocport runs on here, and whether io_uring could.
 #[derive(Serialize)]
 struct Backend {
-    /// Always `io_uring`: iocport's only backend.
-    name: &'static str,
+    /// Whether a port could be set up here at all (on any backend).
     available: bool,
-    /// Why not, when it is not.
-    reason: Option<String>,
-    /// Who submits operations by default (`iocport::SubmitMode`).
-    submit_mode: String,
-    /// Every kernel feature the library probed when it set the port up, with its answer.
+    /// `io_uring` or `epoll` (`iocport::Backend`): what a port set up here runs on, as chosen by
+    /// `IOCPORT_BACKEND` or by io_uring being refused; `None` when no port could be set up.
+    kind: Option<String>,
+    /// Why that backend (`iocport::BackendInfo::reason`), or why no port could be set up.
+    reason: String,
+    /// Who submits operations by default (`iocport::SubmitMode`); `None` unless the backend is
+    /// io_uring (the only one it applies to).
+    submit_mode: Option<String>,
+    /// Whether a port can run on io_uring here, whatever backend was chosen.
+    io_uring: UringVerdict,
+    /// Every kernel feature the backend probed when it set the port up, with its answer.
     probes: Vec<PortProbe>,
+}
+
+/// Whether the library can set up io_uring here.
+#[derive(Serialize)]
+struct UringVerdict {
+    available: bool,
+    /// Why not, when it is not: the library's error with its likely cause.
+    reason: Option<String>,
 }
 
 /// One of the library's own probes (`CompletionPort::features`).
@@ -421,43 +442,7 @@ impl Info {
         all.sort_by_key(|o| o.code);
 
         let setup_error = ring.as_ref().err().map(|e| e.to_string());
-        let backend = match iocport::Builder::new()
-            .entries(PROBE_ENTRIES)
-            .build::<(), Vec<u8>>()
-        {
-            Ok(port) => {
-                let probes = port
-                    .features()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|f| PortProbe {
-                        name: f.name,
-                        available: f.available,
-                        purpose: f.purpose,
-                    })
-                    .collect();
-                port.close();
-                Backend {
-                    name: "io_uring",
-                    available: true,
-                    reason: None,
-                    submit_mode: format!("{:?}", iocport::SubmitMode::default()),
-                    probes,
-                }
-            }
-            Err(e) => Backend {
-                name: "io_uring",
-                available: false,
-                reason: Some(unavailable_reason(
-                    &e.to_string(),
-                    ring.as_ref().err(),
-                    disabled_sysctl,
-                    seccomp,
-                )),
-                submit_mode: format!("{:?}", iocport::SubmitMode::default()),
-                probes: Vec::new(),
-            },
-        };
+        let backend = backend(ring.as_ref().err(), disabled_sysctl, seccomp);
         drop(ring);
 
         let mut rlimits = BTreeMap::new();
@@ -500,14 +485,20 @@ impl Info {
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
 
+        let b = &self.backend;
         row(
             "backend",
-            match &self.backend.reason {
-                None => format!(
-                    "io_uring (available; submit mode {})",
-                    self.backend.submit_mode
-                ),
-                Some(r) => format!("none: io_uring is unavailable: {r}"),
+            match (&b.kind, &b.submit_mode) {
+                (Some(kind), Some(mode)) => format!("{kind} ({}; submit mode {mode})", b.reason),
+                (Some(kind), None) => format!("{kind} ({})", b.reason),
+                (None, _) => format!("none: {}", b.reason),
+            },
+        );
+        row(
+            "  io_uring",
+            match &b.io_uring.reason {
+                None => "available".to_owned(),
+                Some(r) => format!("unavailable: {r}"),
             },
         );
         for p in &self.backend.probes {
@@ -646,8 +637,90 @@ fn limit_text(v: &LimitValue) -> String {
     }
 }
 
-/// Puts iocport's own error, the plain setup error, the sysctl and seccomp together into the
-/// likely cause.
+/// Sets up a port as a program would (the builder's defaults, `IOCPORT_BACKEND` if set) and
+/// reports its backend, the reason for it and its probes; and whether io_uring itself can be used,
+/// asking the library for an io_uring port if the first one is not on io_uring. `setup` is the
+/// error of a plain `io_uring_setup`, `disabled` the sysctl and `seccomp` the seccomp mode, put
+/// into the reason when io_uring is refused.
+fn backend(setup: Option<&io::Error>, disabled: Option<u8>, seccomp: Option<u8>) -> Backend {
+    let build = |choice: Option<iocport::BackendChoice>| {
+        let builder = iocport::Builder::new().entries(PROBE_ENTRIES);
+        let builder = match choice {
+            Some(c) => builder.backend(c),
+            None => builder,
+        };
+        builder.build::<(), Vec<u8>>()
+    };
+    // Whether io_uring itself works, asked of the library separately, so that the two answers do
+    // not mix.
+    let uring = || match build(Some(iocport::BackendChoice::IoUring)) {
+        Ok(port) => {
+            port.close();
+            UringVerdict {
+                available: true,
+                reason: None,
+            }
+        }
+        Err(e) => UringVerdict {
+            available: false,
+            reason: Some(unavailable_reason(
+                &match e {
+                    iocport::Error::Unavailable { reason, .. } => reason,
+                    e => e.to_string(),
+                },
+                setup,
+                disabled,
+                seccomp,
+            )),
+        },
+    };
+    match build(None) {
+        Ok(port) => {
+            let probes = port
+                .features()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| PortProbe {
+                    name: f.name,
+                    available: f.available,
+                    purpose: f.purpose,
+                })
+                .collect();
+            let info = port.backend();
+            port.close();
+            let kind = info.as_ref().map(|i| i.backend);
+            let on_uring = kind == Some(iocport::Backend::IoUring);
+            Backend {
+                available: true,
+                kind: kind.map(|k| k.to_string()),
+                reason: info
+                    .map_or_else(|| "(the port reports no backend)".to_owned(), |i| i.reason),
+                submit_mode: on_uring.then(|| format!("{:?}", iocport::SubmitMode::default())),
+                io_uring: if on_uring {
+                    UringVerdict {
+                        available: true,
+                        reason: None,
+                    }
+                } else {
+                    uring()
+                },
+                probes,
+            }
+        }
+        // No port at all: io_uring forced and refused, or `IOCPORT_BACKEND` not understood.
+        Err(e) => Backend {
+            available: false,
+            kind: None,
+            reason: e.to_string(),
+            submit_mode: None,
+            io_uring: uring(),
+            probes: Vec::new(),
+        },
+    }
+}
+
+/// Puts iocport's own reason (`iocport::Error::Unavailable`), the plain setup error, the sysctl
+/// and seccomp together into the likely cause.
 fn unavailable_reason(
     iocport: &str,
     setup: Option<&io::Error>,
@@ -674,10 +747,7 @@ fn unavailable_reason(
     };
     match cause {
         Some(c) => format!("{c} ({iocport})"),
-        None => iocport
-            .strip_prefix("io_uring is unavailable: ")
-            .unwrap_or(iocport)
-            .to_owned(),
+        None => iocport.to_owned(),
     }
 }
 

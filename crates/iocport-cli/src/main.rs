@@ -35,6 +35,42 @@ enum Command {
     Info(info::Args),
 }
 
+/// `--backend` of `echo`, `serve` and `copy`: [`iocport::BackendChoice`] on the command line.
+/// Without the flag the port follows `IOCPORT_BACKEND`, else `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackendArg {
+    /// io_uring, or the epoll fallback where io_uring cannot be set up.
+    Auto,
+    /// io_uring only: fail where it cannot be set up.
+    #[value(name = "io_uring", alias = "io-uring")]
+    IoUring,
+    /// The epoll fallback (readiness for sockets, a thread pool for files), even where io_uring
+    /// works.
+    Epoll,
+}
+
+impl From<BackendArg> for iocport::BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => iocport::BackendChoice::Auto,
+            BackendArg::IoUring => iocport::BackendChoice::IoUring,
+            BackendArg::Epoll => iocport::BackendChoice::Epoll,
+        }
+    }
+}
+
+/// `builder` with `backend` when one is given; without, the port's own choice
+/// (`IOCPORT_BACKEND`, else auto).
+pub(crate) fn with_backend(
+    builder: iocport::Builder,
+    backend: Option<iocport::BackendChoice>,
+) -> iocport::Builder {
+    match backend {
+        Some(b) => builder.backend(b),
+        None => builder,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

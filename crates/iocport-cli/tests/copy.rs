@@ -644,17 +644,25 @@ fn bad_block_size_is_a_usage_error() {
     assert!(!out.status.success(), "SRC and DST are required");
 }
 
+// With io_uring forced where a seccomp filter forbids it (without `IOCPORT_BACKEND=io_uring` the
+// copy falls back to epoll: tests/seccomp.rs).
 #[test]
-fn io_uring_forbidden_by_seccomp_is_one_line_and_leaves_nothing() {
+fn io_uring_forced_but_forbidden_is_one_line_and_leaves_nothing() {
     let dir = TempDir::new("no-uring");
     let src = dir.join("src");
     write_file(&src, &random_bytes(100_000, 18), 0o644);
     let dst = dir.join("dst");
     let mut cmd = iocport();
-    cmd.arg("copy").arg(&src).arg(&dst);
+    cmd.env("IOCPORT_BACKEND", "io_uring")
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst);
     without_io_uring(&mut cmd);
     let err = one_line_error(&cmd.output().expect("run iocport"));
-    assert!(err.contains("io_uring is unavailable"), "{err:?}");
+    assert!(
+        err.contains("unavailable") && err.contains("io_uring_setup is not permitted"),
+        "{err:?}"
+    );
     assert!(!dst.exists());
     assert!(leftovers(&dir.0).is_empty(), "{:?}", leftovers(&dir.0));
 }

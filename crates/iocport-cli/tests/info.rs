@@ -1,5 +1,10 @@
 //! `iocport info`, run as a real process: the text names what it reports, and the JSON parses and
-//! agrees with what this process can find out itself (kernel release, resource limits, CPUs).
+//! agrees with what this process can find out itself (kernel release, resource limits, CPUs); the
+//! backend is named with the library's reason for it, whether it is the default, forced by
+//! `IOCPORT_BACKEND` or the fallback where a seccomp filter refuses io_uring.
+//!
+//! `IOCPORT_BACKEND` is removed from the environment of every run except those that set it, so
+//! that the tests mean the same when the suite runs with it set.
 
 mod util;
 
@@ -8,18 +13,27 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use util::without_io_uring;
 
-fn info(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_iocport"))
-        .arg("info")
-        .args(args)
-        .output()
-        .expect("run iocport info");
+/// `iocport info ARGS`, with the backend left to the library (no `IOCPORT_BACKEND`).
+fn info_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
+    cmd.arg("info").args(args).env_remove("IOCPORT_BACKEND");
+    cmd
+}
+
+/// Runs `cmd`, which must succeed.
+fn output(mut cmd: Command) -> Output {
+    let out = cmd.output().expect("run iocport info");
     assert!(
         out.status.success(),
-        "iocport info {args:?} failed: {}",
+        "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `iocport info ARGS`, which must succeed.
+fn info(args: &[&str]) -> Output {
+    output(info_cmd(args))
 }
 
 fn json() -> Value {
@@ -99,17 +113,31 @@ fn text_names_backend_kernel_limits_and_opcodes() {
 #[test]
 fn json_parses_with_the_fields_and_agrees_with_this_process() {
     let v = json();
-    assert_eq!(v["backend"]["name"], "io_uring");
-    let available = v["backend"]["available"]
+    let b = &v["backend"];
+    // With the backend left to the library, a port always runs: on io_uring, or on epoll.
+    assert_eq!(b["available"], true, "{b}");
+    let reason = b["reason"].as_str().expect("backend.reason is a string");
+    assert!(!reason.is_empty());
+    let available = b["io_uring"]["available"]
         .as_bool()
-        .expect("backend.available is a bool");
-    if !available {
-        let reason = v["backend"]["reason"]
+        .expect("backend.io_uring.available is a bool");
+    if available {
+        assert_eq!(
+            b["kind"], "io_uring",
+            "io_uring is the default where it works"
+        );
+        assert!(b["io_uring"]["reason"].is_null());
+        assert!(b["submit_mode"].is_string());
+    } else {
+        assert_eq!(b["kind"], "epoll", "the fallback where io_uring is refused");
+        let why = b["io_uring"]["reason"]
             .as_str()
-            .expect("a reason when unavailable");
-        assert!(!reason.is_empty());
-        eprintln!("note: io_uring is unavailable here: {reason}");
+            .expect("a reason when io_uring is unavailable");
+        assert!(!why.is_empty());
+        assert!(b["submit_mode"].is_null());
+        eprintln!("note: io_uring is unavailable here: {why}");
     }
+    assert!(b["probes"].is_array());
     assert_eq!(v["kernel"]["release"], kernel_release());
     assert_eq!(v["kernel"]["sysname"], "Linux");
 
@@ -150,11 +178,32 @@ fn json_parses_with_the_fields_and_agrees_with_this_process() {
     }
 }
 
+/// The value of the text row named `name` (its first occurrence).
+fn row<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .filter(|rest| rest.starts_with("  "))
+                .map(str::trim_start)
+        })
+        .unwrap_or_else(|| panic!("no {name:?} row in:\n{text}"))
+}
+
 #[test]
-fn text_and_json_agree_on_availability() {
+fn text_and_json_agree_on_backend_and_availability() {
     let text = String::from_utf8(info(&[]).stdout).expect("UTF-8");
-    let available = json()["backend"]["available"] == true;
-    assert_eq!(text.contains("io_uring (available"), available, "{text}");
+    let v = json();
+    let kind = v["backend"]["kind"].as_str().expect("backend.kind");
+    let reason = v["backend"]["reason"].as_str().expect("backend.reason");
+    let backend = row(&text, "backend");
+    assert!(
+        backend.starts_with(&format!("{kind} ({reason}")),
+        "{backend:?} vs {kind} ({reason})"
+    );
+    let available = v["backend"]["io_uring"]["available"] == true;
+    let uring = row(&text, "  io_uring");
+    assert_eq!(uring == "available", available, "{uring:?}");
+    assert_eq!(uring.starts_with("unavailable: "), !available, "{uring:?}");
 }
 
 // The library's own probes: each feature it uses beyond the minimum, with its answer, in the text
@@ -163,8 +212,8 @@ fn text_and_json_agree_on_availability() {
 #[test]
 fn probes_show_each_feature_and_the_pretended_missing_ones() {
     let v = json();
-    if v["backend"]["available"] != true {
-        eprintln!("note: io_uring is unavailable here; nothing probed");
+    if v["backend"]["kind"] != "io_uring" {
+        eprintln!("note: io_uring is unavailable here; its probes are not shown");
         return;
     }
     assert!(v["backend"]["submit_mode"].is_string());
@@ -184,9 +233,8 @@ fn probes_show_each_feature_and_the_pretended_missing_ones() {
     assert!(text.contains("probe IORING_ASYNC_CANCEL_FD"), "{text}");
 
     let run = |missing: Option<&str>| -> Value {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
-        cmd.args(["info", "--json"])
-            .env_remove("IOCPORT_TEST_MISSING");
+        let mut cmd = info_cmd(&["--json"]);
+        cmd.env_remove("IOCPORT_TEST_MISSING");
         if let Some(m) = missing {
             cmd.env("IOCPORT_TEST_MISSING", m);
         }
@@ -213,15 +261,20 @@ fn all_lists_opcodes_iocport_does_not_use() {
 
 #[test]
 fn a_seccomp_filter_against_io_uring_is_reported_as_the_reason() {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
-    cmd.args(["info", "--json"]);
+    let mut cmd = info_cmd(&["--json"]);
     without_io_uring(&mut cmd);
     let out = cmd.output().expect("run iocport info");
     assert!(out.status.success(), "info reports, it does not fail");
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["backend"]["available"], false);
-    let reason = v["backend"]["reason"].as_str().expect("a reason");
-    assert!(reason.contains("seccomp"), "{reason}");
+    let b = &v["backend"];
+    // The port falls back to epoll, and says why.
+    assert_eq!(b["available"], true, "{b}");
+    assert_eq!(b["kind"], "epoll", "{b}");
+    let reason = b["reason"].as_str().expect("backend.reason");
+    assert!(reason.contains("EPERM"), "{reason}");
+    assert_eq!(b["io_uring"]["available"], false);
+    let why = b["io_uring"]["reason"].as_str().expect("a reason");
+    assert!(why.contains("seccomp"), "{why}");
     assert_eq!(v["io_uring"]["setup"], false);
     assert_eq!(v["io_uring"]["seccomp"], 2);
     assert!(
@@ -235,13 +288,95 @@ fn a_seccomp_filter_against_io_uring_is_reported_as_the_reason() {
         .expect("Read is listed");
     assert_eq!(read["supported"], Value::Null, "unknown without a ring");
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iocport"));
-    cmd.arg("info");
+    let mut cmd = info_cmd(&[]);
     without_io_uring(&mut cmd);
-    let text = String::from_utf8(cmd.output().expect("run").stdout).expect("UTF-8");
-    assert!(text.contains("io_uring is unavailable"), "{text}");
+    let text = String::from_utf8(output(cmd).stdout).expect("UTF-8");
+    assert!(row(&text, "backend").starts_with("epoll ("), "{text}");
+    let uring = row(&text, "  io_uring");
+    assert!(
+        uring.starts_with("unavailable: ") && uring.contains("seccomp"),
+        "{text}"
+    );
     assert!(
         text.contains("RLIMIT_NOFILE"),
         "the rest is still reported:\n{text}"
+    );
+}
+
+// Catches: `IOCPORT_BACKEND` ignored by the port `info` sets up, or the reason lost on the way.
+#[test]
+fn iocport_backend_epoll_is_named_with_the_reason() {
+    let plain = json();
+    let mut cmd = info_cmd(&["--json"]);
+    cmd.env("IOCPORT_BACKEND", "epoll");
+    let v: Value = serde_json::from_slice(&output(cmd).stdout).expect("JSON");
+    let b = &v["backend"];
+    assert_eq!(b["available"], true, "{b}");
+    assert_eq!(b["kind"], "epoll", "{b}");
+    let reason = b["reason"].as_str().expect("backend.reason");
+    assert!(reason.contains("IOCPORT_BACKEND"), "{reason}");
+    assert!(b["submit_mode"].is_null(), "{b}");
+    assert!(b["probes"].is_array(), "{b}");
+    // Whether io_uring works is still reported, and as without the variable.
+    assert_eq!(
+        b["io_uring"]["available"], plain["backend"]["io_uring"]["available"],
+        "{b}"
+    );
+
+    let mut cmd = info_cmd(&[]);
+    cmd.env("IOCPORT_BACKEND", "epoll");
+    let text = String::from_utf8(output(cmd).stdout).expect("UTF-8");
+    let backend = row(&text, "backend");
+    assert!(backend.starts_with("epoll ("), "{backend}");
+    assert!(backend.contains("IOCPORT_BACKEND"), "{backend}");
+}
+
+// Catches: a port forced onto io_uring reported as the fallback, or an error instead of a report
+// where io_uring is forced and refused.
+#[test]
+fn iocport_backend_io_uring_is_named_or_refused_with_the_reason() {
+    let mut cmd = info_cmd(&["--json"]);
+    cmd.env("IOCPORT_BACKEND", "io_uring");
+    let v: Value = serde_json::from_slice(&output(cmd).stdout).expect("JSON");
+    let b = &v["backend"];
+    if b["io_uring"]["available"] == true {
+        assert_eq!(b["kind"], "io_uring", "{b}");
+        let reason = b["reason"].as_str().expect("backend.reason");
+        assert!(reason.contains("IOCPORT_BACKEND"), "{reason}");
+    } else {
+        assert_eq!(b["available"], false, "{b}");
+    }
+
+    // Forced onto io_uring under a filter that refuses it: no port, and the report says why.
+    let mut cmd = info_cmd(&["--json"]);
+    cmd.env("IOCPORT_BACKEND", "io_uring");
+    without_io_uring(&mut cmd);
+    let v: Value = serde_json::from_slice(&output(cmd).stdout).expect("JSON");
+    let b = &v["backend"];
+    assert_eq!(b["available"], false, "{b}");
+    assert!(b["kind"].is_null(), "{b}");
+    assert!(!b["reason"].as_str().expect("a reason").is_empty(), "{b}");
+    assert_eq!(b["io_uring"]["available"], false, "{b}");
+    assert!(b["probes"].as_array().expect("probes").is_empty(), "{b}");
+
+    let mut cmd = info_cmd(&[]);
+    cmd.env("IOCPORT_BACKEND", "io_uring");
+    without_io_uring(&mut cmd);
+    let text = String::from_utf8(output(cmd).stdout).expect("UTF-8");
+    assert!(row(&text, "backend").starts_with("none: "), "{text}");
+}
+
+// Catches: a misspelt `IOCPORT_BACKEND` making `info` fail instead of reporting it.
+#[test]
+fn an_unknown_iocport_backend_is_reported() {
+    let mut cmd = info_cmd(&["--json"]);
+    cmd.env("IOCPORT_BACKEND", "kqueue");
+    let v: Value = serde_json::from_slice(&output(cmd).stdout).expect("JSON");
+    let b = &v["backend"];
+    assert_eq!(b["available"], false, "{b}");
+    let reason = b["reason"].as_str().expect("a reason");
+    assert!(
+        reason.contains("IOCPORT_BACKEND") && reason.contains("kqueue"),
+        "{reason}"
     );
 }

@@ -11,9 +11,10 @@ use crate::packet::Data;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// io_uring could not be set up: the kernel lacks it (`ENOSYS`), a seccomp profile or
-    /// `kernel.io_uring_disabled` forbids it (`EPERM`), or a resource ran out.
-    #[error("io_uring is unavailable: {reason}")]
+    /// The I/O backend could not be set up: io_uring forced where the kernel lacks it (`ENOSYS`),
+    /// a seccomp profile or `kernel.io_uring_disabled` forbids it (`EPERM`), or a resource ran out
+    /// (io_uring's or epoll's).
+    #[error("the I/O backend is unavailable: {reason}")]
     Unavailable {
         /// What the kernel said and what usually causes it.
         reason: String,
@@ -41,6 +42,22 @@ pub enum Error {
         /// What `fcntl(F_GETFD)` said.
         #[source]
         source: io::Error,
+    },
+    /// The epoll backend could not register the fd (`epoll_ctl` failed for a reason other than the
+    /// fd not being pollable, which sends its operations to the thread pool instead).
+    #[error("fd {fd} could not be registered with epoll: {source}")]
+    Register {
+        /// The fd.
+        fd: RawFd,
+        /// What `epoll_ctl` said.
+        #[source]
+        source: io::Error,
+    },
+    /// `IOCPORT_BACKEND` names no backend.
+    #[error("IOCPORT_BACKEND={value:?} is not one of auto, io_uring, epoll")]
+    InvalidBackend {
+        /// The variable's value.
+        value: String,
     },
     /// The port is closed.
     #[error("the completion port is closed")]

@@ -11,7 +11,8 @@ use crate::buf::IoBuf;
 use crate::error::{Error, OpError};
 use crate::id::OpId;
 use crate::io::{
-    done_now, skips, try_now, Config, FdEntry, Feature, Start, SubmitMode, SKIP_READS, SKIP_WRITES,
+    done_now, skips, try_now, BackendChoice, BackendInfo, Config, FdEntry, Feature, Start,
+    SubmitMode, SKIP_READS, SKIP_WRITES,
 };
 use crate::op::{Interest, Lent, Op, Request, CURRENT_POSITION};
 use crate::packet::Packet;
@@ -54,19 +55,28 @@ impl Builder {
         self
     }
 
-    /// Who submits the port's operations to the kernel: its own submission thread
-    /// ([`SubmitMode::KernelThread`], the default: operations never depend on the thread that
-    /// started them), or each calling thread ([`SubmitMode::Caller`]).
+    /// Who submits the port's operations to io_uring ([`SubmitMode`]; the default is
+    /// [`SubmitMode::Caller`]). The epoll backend has no such choice: its operations never belong
+    /// to the thread that started them.
     pub fn submit_mode(mut self, mode: SubmitMode) -> Builder {
         self.config.mode = mode;
         self
     }
 
-    /// Creates the port and its ring.
+    /// Which I/O backend the port uses: by default ([`BackendChoice::Auto`]) io_uring, or the epoll
+    /// fallback where io_uring cannot be set up. Without this call the environment variable
+    /// `IOCPORT_BACKEND` (`auto`, `io_uring`, `epoll`) decides, else auto.
+    pub fn backend(mut self, choice: BackendChoice) -> Builder {
+        self.config.backend = Some(choice);
+        self
+    }
+
+    /// Creates the port and its I/O backend.
     ///
     /// # Errors
     ///
-    /// [`Error::Unavailable`] if io_uring cannot be set up, with the reason.
+    /// [`Error::Unavailable`] if the chosen backend cannot be set up (io_uring forced where the
+    /// kernel refuses it, an invalid `IOCPORT_BACKEND`), with the reason.
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn build<T: Send + 'static, B: IoBuf>(self) -> Result<CompletionPort<T, B>, Error> {
         let port = CompletionPort::with_config(self.concurrency, self.config);
@@ -125,6 +135,13 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     /// handle complete through this port. The port owns the fd from now on and closes it once the
     /// handle and every operation on it are gone.
     ///
+    /// On the epoll backend ([`Backend::Epoll`](crate::Backend::Epoll)) a socket, pipe or other
+    /// pollable fd is put in non-blocking mode (`O_NONBLOCK`) and registered with epoll; its flags
+    /// are restored, and it leaves epoll, when the handle and every operation on it are gone (before
+    /// the fd is closed, which matters if the program shares its file description). Regular files,
+    /// block devices and directories are left as they are and never added to epoll. On io_uring
+    /// the fd is left as it is.
+    ///
     /// # Errors
     ///
     /// [`Error::AlreadyAssociated`] if the fd number is associated already (with any port),
@@ -133,7 +150,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate(&self, fd: impl Into<OwnedFd>, key: usize) -> Result<Handle<T, B>, Error> {
         let fd = FdEntry::new(fd.into())?;
-        self.io()?;
+        self.io()?.attach(&fd)?;
         Ok(Handle {
             port: self.clone(),
             fd: Arc::new(fd),
@@ -235,6 +252,12 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     /// the port has no I/O yet (see [`Builder::build`]).
     pub fn features(&self) -> Option<Vec<Feature>> {
         self.io_if_set().map(|io| io.report())
+    }
+
+    /// The I/O backend the port runs on and why it was chosen; `None` if the port has no I/O yet
+    /// (see [`Builder::build`]).
+    pub fn backend(&self) -> Option<BackendInfo> {
+        self.io_if_set().map(|io| io.backend().clone())
     }
 
     /// Runs `f`; the operations it starts on this port (on this thread) are submitted to the kernel

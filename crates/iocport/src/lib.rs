@@ -19,6 +19,13 @@
 //! each way costs). Linux 5.11 or later; every newer kernel feature used is probed, never assumed
 //! ([`CompletionPort::features`]).
 //!
+//! Where io_uring is refused (the default seccomp profiles of Docker and containerd,
+//! `kernel.io_uring_disabled`, gVisor), a port runs on its fallback backend instead, with the same
+//! operations, packets and errors: epoll readiness for sockets and pipes, a thread pool for regular
+//! files ([`Backend::Epoll`]). [`Builder::backend`] or the environment variable
+//! `IOCPORT_BACKEND=auto|io_uring|epoll` chooses; [`CompletionPort::backend`] says which runs and
+//! why.
+//!
 //! # Examples
 //!
 //! Posting and getting packets:
@@ -84,7 +91,7 @@ pub use buf::IoBuf;
 pub use error::{Error, OpError};
 pub use handle::{Builder, Handle, Started};
 pub use id::OpId;
-pub use io::{Feature, SubmitMode};
+pub use io::{Backend, BackendChoice, BackendInfo, Feature, SubmitMode};
 pub use op::Interest;
 pub use packet::{Data, Packet, Status};
 pub use port::{CompletionPort, GetError, PortStats, PostError};
@@ -93,6 +100,7 @@ pub use thread::{blocking, enter_blocking, BlockingGuard};
 /// Knobs for iocport's own tests: not part of the API, may change at any time.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::io::claim::{Attempt, Waiting};
     /// Moves the process-wide operation generation sequence forward to at least `n` (never back).
     pub fn advance_generations_to(n: u64) {
         crate::id::advance_generations_to(n);

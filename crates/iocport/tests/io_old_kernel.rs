@@ -1,7 +1,8 @@
 //! The paths older kernels take, on this kernel: `IOCPORT_TEST_MISSING=all` makes the port believe
 //! the kernel lacks cancel-by-fd, cancel-any and multishot poll (Linux 5.11-5.18), so it cancels each
 //! operation by its own id and re-arms a one-shot wake-up poll. (`scripts/test.sh` also runs the whole
-//! suite this way.)
+//! suite this way.) These paths are io_uring's, so this file forces io_uring whatever
+//! `IOCPORT_BACKEND` says.
 
 #[path = "util/io.rs"]
 mod uio;
@@ -12,14 +13,18 @@ use std::os::unix::net::UnixStream;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use iocport::{Builder, CompletionPort, GetError};
+use iocport::{BackendChoice, Builder, CompletionPort, GetError};
 use uio::{assert_quiet_for, get, get_n};
 
 fn old_kernel_port() -> CompletionPort<u32> {
     static PRETEND: Once = Once::new();
     // Before any port of this test binary exists; every test goes through here.
     PRETEND.call_once(|| std::env::set_var("IOCPORT_TEST_MISSING", "all"));
-    Builder::new().concurrency(2).build().expect("port")
+    Builder::new()
+        .concurrency(2)
+        .backend(BackendChoice::IoUring)
+        .build()
+        .expect("port")
 }
 
 #[test]

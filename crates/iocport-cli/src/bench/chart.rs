@@ -18,7 +18,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::results::{Results, Verdict};
-use super::{higher_is_better, show_value, unit_for, IOCPORT};
+use super::{higher_is_better, show_value, unit_for, IOCPORT, IOCPORT_EPOLL};
 
 /// What a chart shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +59,12 @@ const PANEL_EXTRA: u32 = 86;
 const FONT: &str = "sans-serif";
 
 const IOCPORT_COLOR: RGBColor = RGBColor(31, 119, 180);
-/// iocport variants (`iocport-ring`, `iocport-reaper`): the same hue, lighter.
+/// iocport variants (`iocport-ring`, `iocport-reaper`, the submission modes): the same hue,
+/// lighter.
 const VARIANT_COLOR: RGBColor = RGBColor(120, 176, 222);
+/// iocport on its other backend (`iocport-epoll`): a blue-green of its own, so that the two
+/// backends tell apart at a glance among the variants.
+const EPOLL_COLOR: RGBColor = RGBColor(23, 190, 207);
 const PEER_COLORS: [RGBColor; 6] = [
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -155,6 +159,9 @@ fn panels(results: &Results, suite: &str, kind: ChartKind) -> Vec<Panel> {
 fn color(system: &str, systems: &[String]) -> RGBColor {
     if system == IOCPORT {
         return IOCPORT_COLOR;
+    }
+    if system == IOCPORT_EPOLL {
+        return EPOLL_COLOR;
     }
     if system.starts_with("iocport") {
         return VARIANT_COLOR;
@@ -406,6 +413,7 @@ mod tests {
             records: vec![
                 rec("echo", "echo_conn128", IOCPORT, "req_per_s", 138_100.0),
                 rec("echo", "echo_conn128", "tokio", "req_per_s", 138_300.0),
+                rec("echo", "echo_conn128", IOCPORT_EPOLL, "req_per_s", 97_400.0),
                 rec(
                     "echo",
                     "echo_conn128",
@@ -429,6 +437,8 @@ mod tests {
         assert!(echo_svg.starts_with("<svg"), "{}", &echo_svg[..80]);
         for name in [
             IOCPORT,
+            IOCPORT_EPOLL,
+            "97.4 k/s",
             "tokio",
             "thread-per-conn",
             "echo_conn128",

@@ -5,6 +5,8 @@
 //! the wall time from starting the command to its exit.
 //!
 //! - `iocport`: this very binary as `iocport copy SRC DST --no-sync --quiet`.
+//! - `iocport-epoll`: the same with `--backend epoll` (the epoll backend forced: its thread pool
+//!   runs the reads and writes).
 //! - `cp`: `cp SRC DST` (GNU cp: `copy_file_range`, the copy done inside the kernel).
 //!
 //! Neither syncs the copy to the device: both measure reading the source and filling the page
@@ -28,7 +30,8 @@ use std::time::{Duration, Instant};
 use super::child::{find_tool, Guard};
 use super::file::is_tmpfs;
 use super::{
-    run_case, say, tool_version, Config, Contender, Goal, Report, Target, Values, IOCPORT,
+    epoll_note, run_case, say, tool_version, Config, Contender, Goal, Report, Target, Values,
+    IOCPORT, IOCPORT_EPOLL,
 };
 
 const SUITE: &str = "copy";
@@ -91,6 +94,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         eviction.describe(),
         tool_version(&cp, "--version").unwrap_or_else(|| cp.display().to_string()),
     ));
+    report
+        .notes
+        .push(epoll_note("iocport copy --backend epoll"));
 
     let limit = Duration::from_secs(30 + size / MIN_RATE);
     let job = Job {
@@ -101,14 +107,24 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         limit,
         log: &dir.path.join("stderr.txt"),
     };
+    let iocport_copy = |extra: &'static [&'static str]| {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("copy")
+            .arg(job.src)
+            .arg(job.dst)
+            .args(["--no-sync", "--quiet"])
+            .args(extra);
+        cmd
+    };
     let contenders = vec![
         Contender::new(IOCPORT, move || {
-            let mut cmd = Command::new(&exe);
-            cmd.arg("copy")
-                .arg(job.src)
-                .arg(job.dst)
-                .args(["--no-sync", "--quiet"]);
-            job.round("iocport copy", cmd)
+            job.round("iocport copy", iocport_copy(&[]))
+        }),
+        Contender::new(IOCPORT_EPOLL, move || {
+            job.round(
+                "iocport copy --backend epoll",
+                iocport_copy(&["--backend", "epoll"]),
+            )
         }),
         Contender::new(CP, move || {
             let mut cmd = Command::new(&cp);

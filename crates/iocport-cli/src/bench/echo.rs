@@ -13,6 +13,9 @@
 //!
 //! - `iocport`: one port, CPUs worker threads calling `get`; accept operations on the listener,
 //!   then recv and send operations per connection.
+//! - `iocport-interrupted`, `iocport-sqpoll`: the same server in the other submission modes.
+//! - `iocport-epoll`: the same server on the epoll backend, forced (`iocport echo --backend
+//!   epoll`).
 //! - `tokio`: the multi-thread runtime with CPUs workers, one task per connection
 //!   (`read` then `write_all`).
 //! - `thread-per-conn`: std's blocking `TcpStream`, one thread per connection.
@@ -26,11 +29,9 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use iocport::SubmitMode;
-
 use super::{
-    cpus, percentile, run_case, Config, Contender, Goal, Record, Report, Target, Values, IOCPORT,
-    IOCPORT_INTERRUPTED, IOCPORT_SQPOLL, IO_WAIT,
+    cpus, epoll_note, percentile, run_case, Config, Contender, Flavor, Goal, Record, Report,
+    Target, Values, IOCPORT_FLAVORS, IO_WAIT,
 };
 
 const SUITE: &str = "echo";
@@ -60,6 +61,10 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         runtime.as_secs_f64(),
         cpus()
     ));
+    report.notes.push(epoll_note(
+        "the echo server's port built with Builder::backend(BackendChoice::Epoll), as `iocport \
+         echo --backend epoll` does",
+    ));
     report.targets.push(Target {
         case: "echo_conn128",
         metric: "req_per_s",
@@ -73,34 +78,21 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
 
 /// Case `echo_conn{conns}`.
 fn echo_case(cfg: &Config, conns: usize, runtime: Duration) -> Result<Vec<Record>, String> {
-    run_case(
-        cfg,
-        SUITE,
-        &format!("echo_conn{conns}"),
-        vec![
-            Contender::new(IOCPORT, move || {
-                round(IocportServer::start(SubmitMode::Caller)?, conns, runtime)
-            }),
-            Contender::new(IOCPORT_INTERRUPTED, move || {
-                round(
-                    IocportServer::start(SubmitMode::CallerInterrupted)?,
-                    conns,
-                    runtime,
-                )
-            }),
-            Contender::new(IOCPORT_SQPOLL, move || {
-                round(
-                    IocportServer::start(SubmitMode::KernelThread)?,
-                    conns,
-                    runtime,
-                )
-            }),
-            Contender::new(TOKIO, move || round(TokioServer::start()?, conns, runtime)),
-            Contender::new(THREADS, move || {
-                round(ThreadServer::start()?, conns, runtime)
-            }),
-        ],
-    )
+    let mut contenders: Vec<Contender<'_>> = IOCPORT_FLAVORS
+        .iter()
+        .map(|&(system, flavor)| {
+            Contender::new(system, move || {
+                round(IocportServer::start(flavor)?, conns, runtime)
+            })
+        })
+        .collect();
+    contenders.push(Contender::new(TOKIO, move || {
+        round(TokioServer::start()?, conns, runtime)
+    }));
+    contenders.push(Contender::new(THREADS, move || {
+        round(ThreadServer::start()?, conns, runtime)
+    }));
+    run_case(cfg, SUITE, &format!("echo_conn{conns}"), contenders)
 }
 
 /// An echo server running on its own threads.
@@ -435,9 +427,17 @@ impl Server for ThreadServer {
 struct IocportServer(crate::echo::Server);
 
 impl IocportServer {
-    fn start(mode: SubmitMode) -> Result<IocportServer, String> {
+    fn start(flavor: Flavor) -> Result<IocportServer, String> {
         let listener = TcpListener::bind(any_port()).map_err(|e| format!("bind: {e}"))?;
-        crate::echo::Server::start(listener, cpus(), mode, None).map(IocportServer)
+        let server =
+            crate::echo::Server::start(listener, cpus(), flavor.mode, flavor.backend, None)?;
+        match super::check_backend(flavor.backend, server.backend()) {
+            Ok(()) => Ok(IocportServer(server)),
+            Err(e) => {
+                let _ = server.stop();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -459,8 +459,15 @@ mod tests {
     fn every_server_serves_the_load() {
         let t = Duration::from_millis(100);
         for conns in [1, 8] {
-            let v = round(IocportServer::start(SubmitMode::Caller).unwrap(), conns, t).unwrap();
-            assert!(v[0].1 > 0.0);
+            for (system, flavor) in [
+                ("iocport", Flavor::DEFAULT),
+                ("iocport-epoll", Flavor::EPOLL),
+            ] {
+                let server =
+                    IocportServer::start(flavor).unwrap_or_else(|e| panic!("{system}: {e}"));
+                let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
+                assert!(v[0].1 > 0.0);
+            }
             let v = round(TokioServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
             let v = round(ThreadServer::start().unwrap(), conns, t).unwrap();

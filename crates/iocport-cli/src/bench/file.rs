@@ -15,6 +15,9 @@
 //!   calling worker, with no packet; O_DIRECT reads always go through the ring.
 //! - `iocport-ring`: the same without skip-on-success: every read goes through io_uring. Not a
 //!   peer: it shows what the synchronous fast path is worth.
+//! - `iocport-interrupted`, `iocport-sqpoll`: as `iocport`, in the other submission modes.
+//! - `iocport-epoll`: as `iocport`, on the epoll backend, forced: the reads run on its thread
+//!   pool.
 //! - `fio-io_uring`: fio, `ioengine=io_uring`, `iodepth=depth`, one job.
 //! - `fio-psync`: fio, `ioengine=psync` (blocking `pread`), `numjobs=depth` threads.
 //! - `pread`: a pool of `depth` Rust threads each calling `pread` in a loop.
@@ -41,10 +44,9 @@ use std::time::{Duration, Instant};
 use iocport::{GetError, IoBuf, Packet, Started};
 
 use super::{
-    join, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Record, Report,
-    Target, Values, IOCPORT, IOCPORT_INTERRUPTED, IOCPORT_SQPOLL, IO_WAIT,
+    epoll_note, join, missing_tool_note, run_case, tool_version, Config, Contender, Flavor, Goal,
+    Record, Report, Target, Values, IOCPORT_FLAVORS, IO_WAIT,
 };
-use iocport::SubmitMode;
 
 const SUITE: &str = "file";
 const FIO_URING: &str = "fio-io_uring";
@@ -146,6 +148,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
             .map(|v| format!(" ({v})"))
             .unwrap_or_default(),
     ));
+    report
+        .notes
+        .push(epoll_note("Builder::backend(BackendChoice::Epoll)"));
     if fio.is_none() {
         report
             .notes
@@ -194,18 +199,18 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
 fn file_case(cfg: &Config, w: &Workload<'_>, fio: bool) -> Result<Vec<Record>, String> {
     let case = format!("file_{}_qd{}", w.mode.name(), w.depth);
     let w = *w;
-    let mut contenders = vec![
-        Contender::new(IOCPORT, move || read_iocport(&w, true, SubmitMode::Caller)),
+    // Every iocport flavor with skip-on-success, and iocport-ring (the default without it) right
+    // after iocport.
+    let mut contenders: Vec<Contender<'_>> = IOCPORT_FLAVORS
+        .iter()
+        .map(|&(system, flavor)| Contender::new(system, move || read_iocport(&w, true, flavor)))
+        .collect();
+    contenders.insert(
+        1,
         Contender::new(IOCPORT_RING, move || {
-            read_iocport(&w, false, SubmitMode::Caller)
+            read_iocport(&w, false, Flavor::DEFAULT)
         }),
-        Contender::new(IOCPORT_INTERRUPTED, move || {
-            read_iocport(&w, true, SubmitMode::CallerInterrupted)
-        }),
-        Contender::new(IOCPORT_SQPOLL, move || {
-            read_iocport(&w, true, SubmitMode::KernelThread)
-        }),
-    ];
+    );
     if fio {
         contenders.push(Contender::new(FIO_URING, move || read_fio(&w, "io_uring")));
         contenders.push(Contender::new(FIO_PSYNC, move || read_fio(&w, "psync")));
@@ -583,15 +588,19 @@ const FILE_KEY: usize = 1;
 /// With `skip` (system `iocport`; without it, `iocport-ring`), the handle is switched to skip-on-success once the first
 /// reads are in flight: a worker's next read is first tried at once (`RWF_NOWAIT`) and, when that
 /// succeeds, served on the spot without a packet.
-fn read_iocport(w: &Workload<'_>, skip: bool, mode: SubmitMode) -> Result<Values, String> {
+fn read_iocport(w: &Workload<'_>, skip: bool, flavor: Flavor) -> Result<Values, String> {
     let file = w
         .mode
         .open(w.path)
         .map_err(|e| format!("cannot open {}: {e}", w.path.display()))?;
-    let port = iocport::Builder::new()
-        .submit_mode(mode)
+    let port = flavor
+        .builder()
         .build::<(), AlignedBuf>()
         .map_err(|e| format!("port: {e}"))?;
+    if let Err(e) = flavor.check(&port) {
+        port.close();
+        return Err(e);
+    }
     let handle = port
         .associate(file, FILE_KEY)
         .map_err(|e| format!("associate: {e}"))?;
@@ -728,12 +737,9 @@ mod tests {
         let v = read_pread(&w).unwrap();
         assert!(v[0].1 > 0.0);
         for skip in [false, true] {
-            for mode in [
-                SubmitMode::Caller,
-                SubmitMode::CallerInterrupted,
-                SubmitMode::KernelThread,
-            ] {
-                assert!(read_iocport(&w, skip, mode).unwrap()[0].1 > 0.0);
+            for (system, flavor) in IOCPORT_FLAVORS {
+                let v = read_iocport(&w, skip, flavor).unwrap_or_else(|e| panic!("{system}: {e}"));
+                assert!(v[0].1 > 0.0);
             }
         }
         if direct_support(&file.path).is_ok() {
@@ -742,7 +748,8 @@ mod tests {
                 ..w
             };
             assert!(read_pread(&w).unwrap()[0].1 > 0.0);
-            assert!(read_iocport(&w, false, SubmitMode::Caller).unwrap()[0].1 > 0.0);
+            assert!(read_iocport(&w, false, Flavor::DEFAULT).unwrap()[0].1 > 0.0);
+            assert!(read_iocport(&w, true, Flavor::EPOLL).unwrap()[0].1 > 0.0);
         }
     }
 }

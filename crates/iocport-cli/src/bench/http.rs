@@ -8,14 +8,16 @@
 //! - `iocport`: this very binary (`std::env::current_exe()`) as `iocport serve DIR --listen
 //!   127.0.0.1:0 --threads N`, N = CPUs; it prints `http://127.0.0.1:PORT` on stderr once it
 //!   listens, and stops on SIGINT.
+//! - `iocport-epoll`: the same with `--backend epoll` (the epoll backend forced: readiness for the
+//!   sockets, a thread pool for the file reads).
 //! - `nginx`: `worker_processes N`, `sendfile on`, `access_log off`, keep-alive without a request
 //!   limit, a config written for the run (`daemon off; master_process on;`, pid, logs and temp
 //!   paths in the run's directory), listening on a free port of 127.0.0.1. Stopped with SIGINT.
 //!
 //! Every round starts a fresh server, checks that it serves the file byte for byte, runs wrk, and
 //! stops the server; a [`Guard`] stops it on any error too. wrk is killed if it overruns its
-//! duration by [`WRK_GRACE`]. Without wrk the suite is skipped; without nginx only iocport is
-//! measured; both with a note naming `scripts/bench-deps.sh`.
+//! duration by [`WRK_GRACE`]. Without wrk the suite is skipped; without nginx only iocport and
+//! iocport-epoll are measured; both with a note naming `scripts/bench-deps.sh`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use super::child::{find_tool, Guard};
 use super::{
-    cpus, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Report, Target,
-    Values, IOCPORT,
+    cpus, epoll_note, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Report,
+    Target, Values, IOCPORT, IOCPORT_EPOLL,
 };
 
 const SUITE: &str = "http";
@@ -103,6 +105,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
             None => String::new(),
         },
     ));
+    report
+        .notes
+        .push(epoll_note("iocport serve --backend epoll"));
     if nginx.is_none() {
         report
             .notes
@@ -119,10 +124,17 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
             runtime,
         };
         let exe = &exe;
-        let mut contenders = vec![Contender::new(IOCPORT, move || {
-            let server = ServeServer::start(exe, load.docroot, threads)?;
-            load.round(server)
-        })];
+        let mut contenders = vec![
+            Contender::new(IOCPORT, move || {
+                let server = ServeServer::start(exe, load.docroot, threads, &[])?;
+                load.round(server)
+            }),
+            Contender::new(IOCPORT_EPOLL, move || {
+                let server =
+                    ServeServer::start(exe, load.docroot, threads, &["--backend", "epoll"])?;
+                load.round(server)
+            }),
+        ];
         if let Some(nginx) = &nginx {
             let dir = &dir.path;
             contenders.push(Contender::new(NGINX, move || {
@@ -410,13 +422,20 @@ struct ServeServer {
 }
 
 impl ServeServer {
-    /// Starts it and waits for the line announcing its address.
-    fn start(exe: &Path, docroot: &Path, threads: usize) -> Result<ServeServer, String> {
+    /// Starts it (with `extra` arguments after the usual ones) and waits for the line announcing
+    /// its address.
+    fn start(
+        exe: &Path,
+        docroot: &Path,
+        threads: usize,
+        extra: &[&str],
+    ) -> Result<ServeServer, String> {
         let mut cmd = Command::new(exe);
         cmd.arg("serve")
             .arg(docroot)
             .args(["--listen", "127.0.0.1:0", "--threads"])
             .arg(threads.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -769,12 +788,27 @@ Transfer/sec:    253.64MB
              echo \"fake serve: listening on http://127.0.0.1:4321 with $6 threads\" >&2\n\
              while :; do sleep 0.01; done",
         );
-        let server = ServeServer::start(&good, &dir.path, 2).unwrap();
+        let server = ServeServer::start(&good, &dir.path, 2, &[]).unwrap();
         assert_eq!(server.addr(), SocketAddr::from((Ipv4Addr::LOCALHOST, 4321)));
         server.stop().unwrap();
 
+        // iocport-epoll's extra arguments come after the usual ones.
+        let epoll = script(
+            "epoll",
+            "[ \"$1 $3 $4 $5 $7 $8\" = \"serve --listen 127.0.0.1:0 --threads --backend epoll\" ] \
+             || exit 9\n\
+             trap 'exit 0' INT\n\
+             echo \"fake serve: listening on http://127.0.0.1:4323\" >&2\n\
+             while :; do sleep 0.01; done",
+        );
+        let server = ServeServer::start(&epoll, &dir.path, 2, &["--backend", "epoll"]).unwrap();
+        assert_eq!(server.addr(), SocketAddr::from((Ipv4Addr::LOCALHOST, 4323)));
+        server.stop().unwrap();
+
         let failing = script("failing", "echo 'serve: not built yet' >&2; exit 1");
-        let e = ServeServer::start(&failing, &dir.path, 2).err().unwrap();
+        let e = ServeServer::start(&failing, &dir.path, 2, &[])
+            .err()
+            .unwrap();
         assert!(
             e.contains("before listening") && e.contains("not built yet"),
             "{e}"
@@ -784,7 +818,7 @@ Transfer/sec:    253.64MB
             "crashing",
             "echo 'http://127.0.0.1:4322' >&2; trap 'exit 3' INT; while :; do sleep 0.01; done",
         );
-        let server = ServeServer::start(&crashing, &dir.path, 2).unwrap();
+        let server = ServeServer::start(&crashing, &dir.path, 2, &[]).unwrap();
         let e = server.stop().unwrap_err();
         assert!(e.contains("after SIGINT"), "{e}");
     }

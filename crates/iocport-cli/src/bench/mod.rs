@@ -56,6 +56,117 @@ pub(crate) const IOCPORT: &str = "iocport";
 pub(crate) const IOCPORT_INTERRUPTED: &str = "iocport-interrupted";
 /// iocport with [`iocport::SubmitMode::KernelThread`] (`IORING_SETUP_SQPOLL`).
 pub(crate) const IOCPORT_SQPOLL: &str = "iocport-sqpoll";
+/// iocport on its fallback backend, forced ([`iocport::BackendChoice::Epoll`]: epoll for sockets,
+/// a thread pool for files), where `iocport` runs on io_uring.
+pub(crate) const IOCPORT_EPOLL: &str = "iocport-epoll";
+
+/// How one iocport system of the I/O suites sets up its port.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flavor {
+    /// Who submits the operations.
+    pub mode: iocport::SubmitMode,
+    /// The backend, when the system forces one; `None` leaves the choice to the port
+    /// (`IOCPORT_BACKEND`, else io_uring where it can be set up).
+    pub backend: Option<iocport::BackendChoice>,
+}
+
+impl Flavor {
+    /// The default: callers submit, the port picks the backend.
+    pub const DEFAULT: Flavor = Flavor::new(iocport::SubmitMode::Caller, None);
+
+    const fn new(mode: iocport::SubmitMode, backend: Option<iocport::BackendChoice>) -> Flavor {
+        Flavor { mode, backend }
+    }
+
+    /// The epoll backend forced, callers submitting.
+    pub const EPOLL: Flavor = Flavor::new(
+        iocport::SubmitMode::Caller,
+        Some(iocport::BackendChoice::Epoll),
+    );
+
+    /// A builder with this flavor's submission mode and backend.
+    pub fn builder(self) -> iocport::Builder {
+        crate::with_backend(iocport::Builder::new(), self.backend).submit_mode(self.mode)
+    }
+
+    /// Checks that `port` (whose I/O is set up) runs on the backend this flavor forces: a
+    /// measurement under the wrong name is worse than none.
+    pub fn check<T: Send + 'static, B: iocport::IoBuf>(
+        self,
+        port: &iocport::CompletionPort<T, B>,
+    ) -> Result<(), String> {
+        check_backend(self.backend, port.backend())
+    }
+}
+
+/// Whether `got` is the backend `want` forces (anything goes when nothing is forced).
+pub(crate) fn check_backend(
+    want: Option<iocport::BackendChoice>,
+    got: Option<iocport::BackendInfo>,
+) -> Result<(), String> {
+    let want = match want {
+        Some(iocport::BackendChoice::Epoll) => iocport::Backend::Epoll,
+        Some(iocport::BackendChoice::IoUring) => iocport::Backend::IoUring,
+        _ => return Ok(()),
+    };
+    match got {
+        Some(info) if info.backend == want => Ok(()),
+        Some(info) => Err(format!(
+            "the port runs on {} ({}), not on the {want} backend this system forces",
+            info.backend, info.reason
+        )),
+        None => Err(format!(
+            "the port reports no backend, where {want} was forced"
+        )),
+    }
+}
+
+/// The iocport systems of the in-process I/O suites (nop, file, echo), in table order: the
+/// default, the two other submission modes, and the epoll backend.
+pub(crate) const IOCPORT_FLAVORS: [(&str, Flavor); 4] = [
+    (IOCPORT, Flavor::DEFAULT),
+    (
+        IOCPORT_INTERRUPTED,
+        Flavor::new(iocport::SubmitMode::CallerInterrupted, None),
+    ),
+    (
+        IOCPORT_SQPOLL,
+        Flavor::new(iocport::SubmitMode::KernelThread, None),
+    ),
+    (IOCPORT_EPOLL, Flavor::EPOLL),
+];
+
+/// The note of an I/O suite about `iocport-epoll` (`how`: how that system forces the backend),
+/// and about the backend `iocport` itself got where that is not io_uring.
+pub(crate) fn epoll_note(how: &str) -> String {
+    let mut note = format!(
+        "iocport-epoll: iocport on its fallback backend, forced ({how}): epoll readiness for \
+         sockets, a thread pool for files"
+    );
+    let auto = iocport::Builder::new()
+        .concurrency(1)
+        .build::<(), Vec<u8>>()
+        .map(|p| {
+            let b = p.backend();
+            p.close();
+            b
+        });
+    match auto {
+        Ok(Some(info)) if info.backend == iocport::Backend::IoUring => {}
+        Ok(Some(info)) => {
+            let _ = write!(
+                note,
+                "; NB: iocport itself runs on {} here ({}), so the two measure the same backend",
+                info.backend, info.reason
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let _ = write!(note, "; NB: a default port cannot be set up here: {e}");
+        }
+    }
+    note
+}
 
 /// How a benchmark run is sized.
 #[derive(Clone, Copy, Debug)]

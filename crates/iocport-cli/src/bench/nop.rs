@@ -4,6 +4,8 @@
 //! Cases `nop_batch1` and `nop_batch32`: operations submitted one at a time or 32 per system call.
 //! - `iocport`: `port.nop(key, value)` then `get`; in batches, 32 `nop`s inside one `port.batch`
 //!   (one `io_uring_enter` for the lot), then `get_many(out, 32)` until all 32 are back.
+//! - `iocport-interrupted`, `iocport-sqpoll`: the same in the other submission modes.
+//! - `iocport-epoll`: the same on the epoll backend, forced (`BackendChoice::Epoll`).
 //! - `io-uring`: the raw `io-uring` crate on one thread, one ring of 256 entries: push 1 (or 32)
 //!   `opcode::Nop` SQEs, `submit_and_wait(1 or 32)`, reap the completion queue. This is the floor:
 //!   no port, no op table, no packets.
@@ -14,11 +16,9 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, IoUring};
 
-use iocport::SubmitMode;
-
 use super::{
-    run_case, Config, Contender, Goal, Record, Report, Target, Values, IOCPORT,
-    IOCPORT_INTERRUPTED, IOCPORT_SQPOLL, IO_WAIT,
+    epoll_note, run_case, Config, Contender, Flavor, Goal, Record, Report, Target, Values,
+    IOCPORT_FLAVORS, IO_WAIT,
 };
 
 const SUITE: &str = "nop";
@@ -42,6 +42,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
          (push, submit_and_wait(batch), reap); iocport submits inside port.batch and reaps \
          with get/get_many"
     ));
+    report
+        .notes
+        .push(epoll_note("Builder::backend(BackendChoice::Epoll)"));
     report.targets.push(Target {
         case: "nop_batch32",
         metric: "ops_per_s",
@@ -70,23 +73,14 @@ fn nop_case(cfg: &Config, batch: usize) -> Result<Vec<Record>, String> {
         cfg.size(20_000_000, 320_000)
     };
     let limit = max_time(cfg);
-    run_case(
-        cfg,
-        SUITE,
-        &format!("nop_batch{batch}"),
-        vec![
-            Contender::new(IOCPORT, move || {
-                nop_iocport(batch, ops, limit, SubmitMode::Caller)
-            }),
-            Contender::new(IOCPORT_INTERRUPTED, move || {
-                nop_iocport(batch, ops, limit, SubmitMode::CallerInterrupted)
-            }),
-            Contender::new(IOCPORT_SQPOLL, move || {
-                nop_iocport(batch, ops, limit, SubmitMode::KernelThread)
-            }),
-            Contender::new(RAW, move || nop_raw(batch, ops, limit)),
-        ],
-    )
+    let mut contenders: Vec<Contender<'_>> = IOCPORT_FLAVORS
+        .iter()
+        .map(|&(system, flavor)| {
+            Contender::new(system, move || nop_iocport(batch, ops, limit, flavor))
+        })
+        .collect();
+    contenders.push(Contender::new(RAW, move || nop_raw(batch, ops, limit)));
+    run_case(cfg, SUITE, &format!("nop_batch{batch}"), contenders)
 }
 
 /// Operations per second from a count and the time it took.
@@ -136,14 +130,18 @@ fn nop_iocport(
     batch: usize,
     ops: usize,
     limit: Duration,
-    mode: SubmitMode,
+    flavor: Flavor,
 ) -> Result<Values, String> {
-    let port = iocport::Builder::new()
+    let port = flavor
+        .builder()
         .concurrency(1)
-        .submit_mode(mode)
         .entries(ENTRIES)
         .build::<usize, Vec<u8>>()
         .map_err(|e| format!("port: {e}"))?;
+    if let Err(e) = flavor.check(&port) {
+        port.close();
+        return Err(e);
+    }
     let check = |p: &iocport::Packet<usize>| match p.status.error() {
         None => Ok(()),
         Some(e) => Err(format!("NOP failed: {e}")),
@@ -191,12 +189,9 @@ mod tests {
         for batch in [1, 32] {
             let v = nop_raw(batch, 1000, Duration::from_secs(5)).unwrap();
             assert!(v[0].1 > 0.0);
-            for mode in [
-                SubmitMode::Caller,
-                SubmitMode::CallerInterrupted,
-                SubmitMode::KernelThread,
-            ] {
-                let v = nop_iocport(batch, 1000, Duration::from_secs(5), mode).unwrap();
+            for (system, flavor) in IOCPORT_FLAVORS {
+                let v = nop_iocport(batch, 1000, Duration::from_secs(5), flavor)
+                    .unwrap_or_else(|e| panic!("{system}: {e}"));
                 assert!(v[0].1 > 0.0);
             }
         }

@@ -8,6 +8,8 @@
 //!   with the completion (one wake-up).
 //! - `iocport-reaper`: the design we compared against: a reaper thread waits in `io_uring_enter` on
 //!   one port and posts each completion to a second port where the worker sleeps (two wake-ups).
+//! - `iocport-epoll`: as `iocport`, on the epoll backend, forced: the worker waits in
+//!   `epoll_wait`, which the completed NOP wakes.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -15,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use iocport::{CompletionPort, GetError};
 
-use super::{percentile, run_case, Config, Contender, Report, IOCPORT};
+use super::{
+    epoll_note, percentile, run_case, Config, Contender, Flavor, Report, IOCPORT, IOCPORT_EPOLL,
+};
 
 const SUITE: &str = "wake";
 const REAPER: &str = "iocport-reaper";
@@ -32,8 +36,11 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         SUITE,
         "completion_wake",
         vec![
-            Contender::new(IOCPORT, move || wake_round(samples, false)),
-            Contender::new(REAPER, move || wake_round(samples, true)),
+            Contender::new(IOCPORT, move || wake_round(samples, false, Flavor::DEFAULT)),
+            Contender::new(REAPER, move || wake_round(samples, true, Flavor::DEFAULT)),
+            Contender::new(IOCPORT_EPOLL, move || {
+                wake_round(samples, false, Flavor::EPOLL)
+            }),
         ],
     )?);
     report.notes.push(format!(
@@ -42,12 +49,28 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
          worker's port",
         NAP.as_micros()
     ));
+    report
+        .notes
+        .push(epoll_note("Builder::backend(BackendChoice::Epoll)"));
     Ok(report)
 }
 
-/// One round: `samples` wake-up latencies in ns, as p50 and p99.
-fn wake_round(samples: usize, reaper: bool) -> Result<Vec<(&'static str, f64)>, String> {
-    let io_port: CompletionPort<Instant> = CompletionPort::new(1);
+/// One round: `samples` wake-up latencies in ns, as p50 and p99. The NOPs go through a port of
+/// `flavor`.
+fn wake_round(
+    samples: usize,
+    reaper: bool,
+    flavor: Flavor,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let io_port: CompletionPort<Instant> = flavor
+        .builder()
+        .concurrency(1)
+        .build()
+        .map_err(|e| format!("port: {e}"))?;
+    if let Err(e) = flavor.check(&io_port) {
+        io_port.close();
+        return Err(e);
+    }
     let worker_port: CompletionPort<Instant> = CompletionPort::new(1);
     let got = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);

@@ -125,6 +125,9 @@ pub(crate) struct Args {
     /// Memory for caching the contents of small files, in MiB (0: no cache).
     #[arg(long, value_name = "MIB", default_value = "64")]
     cache_mb: String,
+    /// The I/O backend: io_uring, or the epoll fallback [default: $IOCPORT_BACKEND, else auto].
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    backend: Option<crate::BackendArg>,
 }
 
 /// The arguments, checked.
@@ -277,7 +280,7 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let port = iocport::Builder::new()
+    let port = crate::with_backend(iocport::Builder::new(), args.backend.map(Into::into))
         .concurrency(config.threads)
         .build::<Op, Buf>()
         .map_err(|e| format!("cannot create the completion port: {e}"))?;

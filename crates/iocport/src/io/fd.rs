@@ -34,6 +34,9 @@ pub(crate) struct FdEntry {
     /// Opened with `O_DIRECT`: a synchronous first try would wait for the device, so skip-on-success
     /// sends its reads and writes straight to the kernel.
     pub(crate) direct: bool,
+    /// How the epoll backend registered it (set when it is associated with such a port).
+    #[cfg(not(loom))]
+    pub(crate) epoll: OnceLock<super::epoll::Attached>,
 }
 
 impl FdEntry {
@@ -62,6 +65,8 @@ impl FdEntry {
             closing: AtomicBool::new(false),
             cancel_epoch: AtomicU32::new(0),
             direct,
+            #[cfg(not(loom))]
+            epoll: OnceLock::new(),
         })
     }
 
@@ -100,6 +105,11 @@ pub(crate) fn close_later(entry: FdEntry) {
 
 impl Drop for FdEntry {
     fn drop(&mut self) {
+        // The epoll backend gives the fd its flags back and takes it out of its epoll set.
+        #[cfg(not(loom))]
+        if let Some(attached) = self.epoll.get() {
+            attached.detach();
+        }
         // Still open here (`fd` closes after this): the number cannot be taken by a new file before
         // it leaves the set.
         associated().remove(&self.fd.as_raw_fd());

@@ -39,7 +39,7 @@ use crate::op::{Lending, Op};
 use crate::sync::{lock, Mutex, MutexGuard};
 
 use super::wake::WakeState;
-use super::{CancelTarget, Completion, Config, Feature, Features};
+use super::{Backend, BackendInfo, CancelTarget, Completion, Config, FdEntry, Feature, Features};
 
 /// `user_data` of the wake-up poll's completions.
 const WAKE: u64 = u64::MAX;
@@ -117,7 +117,7 @@ impl Ring {
                 Entry::Op { user_data, .. } => self.post(user_data, -libc::EINVAL, false),
                 Entry::Cancel(target) => {
                     let matches = |&(ud, fd): &(u64, RawFd)| match target {
-                        CancelTarget::Op(t) => ud == t,
+                        CancelTarget::Op(t, _) => ud == t,
                         CancelTarget::Fd(t) => fd == t,
                         CancelTarget::Any => true,
                     };
@@ -166,7 +166,7 @@ pub(crate) struct Driver {
 impl Driver {
     /// A ring of `config.entries` submission and completion entries, its wake-up poll armed and
     /// its eventfd readable (as `uring/` leaves them after probing for multishot polls).
-    pub(crate) fn new(config: &Config) -> Result<Driver, Error> {
+    pub(crate) fn new(config: &Config) -> Result<(Driver, BackendInfo), Error> {
         let entries = config.entries.max(1) as usize;
         let driver = Driver {
             ring: Mutex::new(Ring {
@@ -195,7 +195,16 @@ impl Driver {
         };
         driver.wake.rearmed();
         driver.wake.leader_back();
-        Ok(driver)
+        let info = BackendInfo {
+            backend: Backend::IoUring,
+            reason: "the loom models' ring".to_owned(),
+        };
+        Ok((driver, info))
+    }
+
+    /// Nothing to prepare for a newly associated fd.
+    pub(crate) fn attach(&self, _fd: &FdEntry) -> Result<(), Error> {
+        Ok(())
     }
 
     /// What the ring offers.
@@ -222,10 +231,11 @@ impl Driver {
     pub(crate) unsafe fn push_op<B>(
         &self,
         op: Op,
-        fd: RawFd,
+        fd: Option<&FdEntry>,
         _lending: &mut Lending<B>,
         user_data: u64,
     ) -> Result<(), Entry> {
+        let fd = fd.map_or(-1, FdEntry::raw);
         let entry = Entry::Op { op, fd, user_data };
         // SAFETY: as the caller guarantees.
         if unsafe { self.push_entry(&entry) } {

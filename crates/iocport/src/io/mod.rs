@@ -49,6 +49,11 @@
 //! (the operation's id, or the fd's entry, which keeps the number open) and is queued by the next
 //! thread that holds the lock, checked again then.
 
+pub(crate) mod claim;
+#[cfg(not(loom))]
+mod driver;
+#[cfg(not(loom))]
+mod epoll;
 mod fd;
 #[cfg(loom)]
 mod mock;
@@ -71,20 +76,20 @@ use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 pub(crate) use fd::FdEntry;
 pub(crate) use skip::{done_now, skips, try_now, SKIP_READS, SKIP_WRITES};
 
-// The backend, chosen in this one place. The loom models run the port and this file over a model
-// ring (`mock.rs`) that keeps the same contract.
-#[cfg(loom)]
-use mock as backend;
+// The backend, chosen in this one place: at run time between io_uring and epoll (`driver.rs`).
+// The loom models run the port and this file over a model ring (`mock.rs`) that keeps the same
+// contract.
 #[cfg(not(loom))]
-use uring as backend;
-
-use backend::{Driver, Entry};
+use driver::{Driver, Entry};
+#[cfg(loom)]
+use mock::{Driver, Entry};
 
 /// What a cancellation targets.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum CancelTarget {
-    /// One operation, by its `user_data`.
-    Op(u64),
+    /// One operation, by its `user_data` (and its fd, -1 for none, where the backend keeps
+    /// operations by fd).
+    Op(u64, #[cfg_attr(loom, allow(dead_code))] RawFd),
     /// Every operation on an fd (needs [`Features::cancel_fd`]).
     Fd(RawFd),
     /// Every operation on the ring (needs [`Features::cancel_any`]).
@@ -192,11 +197,84 @@ impl Feature {
     }
 }
 
+/// The I/O backend that runs a port's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// io_uring: the kernel runs the operations and queues their completions.
+    IoUring,
+    /// The fallback where io_uring is refused: sockets, pipes and other pollable fds are tried at
+    /// once and, when they would block, wait for readiness through edge-triggered epoll; regular
+    /// files, block devices and `fsync` run on a bounded pool of threads; timers are a timer heap
+    /// behind one timerfd. Same operations, packets and errors as io_uring.
+    Epoll,
+}
+
+impl Backend {
+    /// The backend's name: `io_uring` or `epoll`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::IoUring => "io_uring",
+            Backend::Epoll => "epoll",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which backend a port should use ([`Builder::backend`](crate::Builder::backend), or the
+/// environment variable `IOCPORT_BACKEND=auto|io_uring|epoll` when the builder does not say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendChoice {
+    /// io_uring, or epoll if io_uring cannot be set up (refused by seccomp, disabled by
+    /// `kernel.io_uring_disabled`, missing, lacking a feature the port needs); the reason is logged
+    /// once and kept ([`CompletionPort::backend`](crate::CompletionPort::backend)).
+    #[default]
+    Auto,
+    /// io_uring only: a port that cannot set it up fails with [`Error::Unavailable`] and the reason.
+    IoUring,
+    /// The epoll fallback, even where io_uring works.
+    Epoll,
+}
+
+impl BackendChoice {
+    /// Parses `auto`, `io_uring` (or `io-uring`, `uring`) and `epoll`.
+    pub fn parse(s: &str) -> Option<BackendChoice> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(BackendChoice::Auto),
+            "io_uring" | "io-uring" | "uring" | "iouring" => Some(BackendChoice::IoUring),
+            "epoll" => Some(BackendChoice::Epoll),
+            _ => None,
+        }
+    }
+}
+
+/// The backend a port runs on and why it was chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendInfo {
+    /// The backend.
+    pub backend: Backend,
+    /// Why: `the default`, `forced by IOCPORT_BACKEND=epoll`, or what io_uring's set-up said.
+    pub reason: String,
+}
+
+/// The environment variable that chooses the backend when the builder does not.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const BACKEND_VAR: &str = "IOCPORT_BACKEND";
+
 /// How a port's I/O is set up.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
     pub(crate) entries: u32,
     pub(crate) mode: SubmitMode,
+    /// `None`: from `IOCPORT_BACKEND`, else [`BackendChoice::Auto`].
+    pub(crate) backend: Option<BackendChoice>,
 }
 
 impl Default for Config {
@@ -204,6 +282,7 @@ impl Default for Config {
         Config {
             entries: DEFAULT_ENTRIES,
             mode: SubmitMode::default(),
+            backend: None,
         }
     }
 }
@@ -291,6 +370,8 @@ impl<T, B> Drop for Locked<'_, T, B> {
 /// The I/O half of a port: the op table over one backend.
 pub(crate) struct Io<T, B: IoBuf> {
     driver: Driver,
+    /// The backend and why it was chosen.
+    info: BackendInfo,
     ops: Mutex<Ops<T, B>>,
     /// `Ops::cancels` or `Ops::restarts` is not empty (readable without the lock).
     cancels_waiting: AtomicBool,
@@ -318,8 +399,10 @@ fn user_data(index: u32, generation: u64) -> u64 {
 
 impl<T, B: IoBuf> Io<T, B> {
     pub(crate) fn new(config: &Config) -> Result<Io<T, B>, Error> {
+        let (driver, info) = Driver::new(config)?;
         Ok(Io {
-            driver: Driver::new(config)?,
+            driver,
+            info,
             ops: Mutex::new(Ops {
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -346,6 +429,16 @@ impl<T, B: IoBuf> Io<T, B> {
     /// Every kernel feature the backend probed, with its answer.
     pub(crate) fn report(&self) -> Vec<Feature> {
         self.driver.report().to_vec()
+    }
+
+    /// The backend and why it was chosen.
+    pub(crate) fn backend(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    /// Prepares a newly associated fd for the backend.
+    pub(crate) fn attach(&self, fd: &FdEntry) -> Result<(), Error> {
+        self.driver.attach(fd)
     }
 
     /// Takes a slot for an operation whose buffers are lent already, queues its request and (unless
@@ -435,7 +528,10 @@ impl<T, B: IoBuf> Io<T, B> {
         // pointer in the request points into the slot (boxed: it never moves) or the buffers it
         // owns, which it keeps until `reap` takes this operation's completion; the port waits for
         // every operation in flight before it frees the slots.
-        let pushed = unsafe { self.driver.push_op(op, raw, &mut slot.lending, ud) };
+        let pushed = unsafe {
+            self.driver
+                .push_op(op, start.fd.map(|f| &**f), &mut slot.lending, ud)
+        };
         // Counted under the lock: `cancel_all_and_drain` either refused us or waits for us.
         ops.in_flight += 1;
         if let Some(fd) = start.fd {
@@ -509,10 +605,10 @@ impl<T, B: IoBuf> Io<T, B> {
         while let Some(&index) = locked.ops().restarts.last() {
             let slot = &mut locked.ops().slots[index as usize];
             if slot.live {
-                let raw = slot.fd.as_ref().map_or(-1, |f| f.raw());
                 let ud = user_data(index, slot.generation);
+                let fd = slot.fd.as_deref();
                 // SAFETY: as in `submit_lent`: the lock is held; the slot keeps the memory.
-                if unsafe { self.driver.push_op(slot.op, raw, &mut slot.lending, ud) }.is_err() {
+                if unsafe { self.driver.push_op(slot.op, fd, &mut slot.lending, ud) }.is_err() {
                     return false;
                 }
                 self.unsubmitted.store(true, Ordering::Release);
@@ -525,7 +621,10 @@ impl<T, B: IoBuf> Io<T, B> {
             let target = match &next {
                 PendingCancel::Op(id) => match ops.slots.get(id.index()) {
                     Some(s) if s.live && s.generation == id.generation().get() => {
-                        Some(CancelTarget::Op(user_data(id.index() as u32, s.generation)))
+                        Some(CancelTarget::Op(
+                            user_data(id.index() as u32, s.generation),
+                            s.fd.as_ref().map_or(-1, |f| f.raw()),
+                        ))
                     }
                     _ => None,
                 },
@@ -651,12 +750,11 @@ impl<T, B: IoBuf> Io<T, B> {
                 slot.op = Op::Poll(Interest::WRITABLE);
                 slot.resumed_connect = true;
             }
-            let raw = slot.fd.as_ref().map_or(-1, |f| f.raw());
             // SAFETY: as in `submit_lent`: the lock is held; the slot still holds everything the
             // request points to.
             match unsafe {
                 self.driver
-                    .push_op(slot.op, raw, &mut slot.lending, c.user_data)
+                    .push_op(slot.op, slot.fd.as_deref(), &mut slot.lending, c.user_data)
             } {
                 Ok(()) => self.unsubmitted.store(true, Ordering::Release),
                 Err(_) => {
@@ -811,7 +909,7 @@ impl<T, B: IoBuf> Io<T, B> {
 }
 
 /// A connecting socket's outcome once it is writable: 0, or the negated `SO_ERROR`.
-fn socket_error(fd: RawFd) -> i32 {
+pub(crate) fn socket_error(fd: RawFd) -> i32 {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `err` and `len` are valid for writes of the sizes given, for the length of the call.

@@ -159,3 +159,13 @@ impl WakeState {
         }
     }
 }
+
+/// Writes one wake-up to the eventfd `fd` (the io_uring and epoll backends' wake-up).
+#[cfg(not(loom))]
+pub(crate) fn signal(fd: std::os::fd::RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of `one`, which outlives the call. An eventfd write fails only
+    // when the counter would overflow (2^64 - 1 wake-ups without a read), and then the eventfd is
+    // readable already, which is all a wake-up needs.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), std::mem::size_of::<u64>()) };
+}

@@ -430,7 +430,7 @@ impl Driver {
     /// The caller must be the submission queue's only producer (it holds the op table's lock).
     pub(crate) unsafe fn push_cancel(&self, target: CancelTarget) -> bool {
         let builder = match target {
-            CancelTarget::Op(ud) => types::CancelBuilder::user_data(ud),
+            CancelTarget::Op(ud, _) => types::CancelBuilder::user_data(ud),
             CancelTarget::Fd(fd) => types::CancelBuilder::fd(types::Fd(fd)).all(),
             CancelTarget::Any => types::CancelBuilder::any(),
         };
@@ -598,17 +598,7 @@ impl Driver {
     }
 
     fn write_wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes the 8 bytes of `one`, which outlives the call. An eventfd write fails only
-        // when the counter would overflow (2^64 - 1 wake-ups without a read), and then the eventfd is
-        // readable already, which is all a wake-up needs.
-        unsafe {
-            libc::write(
-                self.wake_fd.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        super::wake::signal(self.wake_fd.as_raw_fd());
     }
 }
 

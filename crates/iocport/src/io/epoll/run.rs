@@ -1,0 +1,317 @@
+//! One operation of the epoll backend as it waits to run ([`Sqe`]: its arguments and raw pointers
+//! into the memory its slot lends), and the system call that runs it.
+//!
+//! Like an io_uring entry, an `Sqe` is built under the op table's lock from the slot's
+//! [`Lending`], and from then on nothing in user space reads or writes that memory but the system
+//! calls made here: the slot keeps it in place, untouched, until the operation's one completion has
+//! been reaped.
+
+use std::net::Shutdown;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::SockAddrStorage;
+
+use crate::op::{Lending, Lent, Op};
+
+use super::Pollable;
+
+/// Where an operation runs.
+pub(super) enum Target {
+    /// No fd (`nop`, `timer`).
+    None,
+    /// A socket, pipe or other fd registered with epoll (non-blocking since it was associated).
+    Poll(Arc<Pollable>),
+    /// A regular file, block device, or any fd epoll refuses: tried at once where that cannot block
+    /// (`RWF_NOWAIT`), else on the thread pool.
+    File {
+        /// Opened with `O_DIRECT`: no first try (it would wait for the device).
+        direct: bool,
+    },
+}
+
+/// The memory an operation's system call uses: raw pointers into its slot and buffers.
+#[derive(Clone, Copy)]
+pub(super) enum Mem {
+    None,
+    Buf(*mut u8, usize),
+    Iov(*const libc::iovec, usize),
+    Msg(*mut libc::msghdr),
+    Accept(*mut libc::sockaddr, *mut libc::socklen_t),
+    /// `started`: `connect(2)` said `EINPROGRESS`; the operation now waits for the outcome.
+    Connect {
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        started: bool,
+    },
+    Timer(Duration),
+}
+
+/// An operation of the epoll backend, from its start until its completion is queued.
+pub(super) struct Sqe {
+    pub(super) user_data: u64,
+    pub(super) op: Op,
+    pub(super) fd: RawFd,
+    pub(super) target: Target,
+    pub(super) mem: Mem,
+}
+
+// SAFETY: the raw pointers point into the operation's slot (boxed, kept in place) and the buffers it
+// owns, which nothing else touches until the operation's completion is reaped; only the system calls
+// made for the operation use them, from whichever one thread holds the `Sqe`.
+unsafe impl Send for Sqe {}
+
+/// What an attempt at an operation came to.
+pub(super) enum Outcome {
+    /// Its result: a count, an fd, poll events, or a negated errno.
+    Done(i32),
+    /// It would block: wait for readiness (or, for a file, go to the thread pool).
+    Again,
+}
+
+impl Sqe {
+    /// The entry for `op` on `fd`, its pointers into `lending` (prepared by `Lending::install`).
+    pub(super) fn build<B>(
+        op: Op,
+        fd: RawFd,
+        target: Target,
+        lending: &mut Lending<B>,
+        user_data: u64,
+    ) -> Sqe {
+        let Lending { lent, area } = lending;
+        let mem = match (op, lent) {
+            (Op::Timer, Lent::Timer(ts)) => Mem::Timer(Duration::new(
+                u64::try_from(ts.sec).unwrap_or(0),
+                u32::try_from(ts.nsec).unwrap_or(0),
+            )),
+            (_, Lent::Buf { raw, .. }) => Mem::Buf(raw.ptr, raw.len),
+            (_, Lent::Bufs { iov, .. }) => Mem::Iov(iov.0.as_ptr(), iov.0.len()),
+            (_, Lent::Msg { .. }) => Mem::Msg(&mut area.msg.hdr),
+            (Op::Accept, _) => Mem::Accept(
+                (&mut area.addr as *mut SockAddrStorage).cast(),
+                &mut area.addr_len,
+            ),
+            (Op::Connect, _) => Mem::Connect {
+                addr: (&area.addr as *const SockAddrStorage).cast(),
+                len: area.addr_len,
+                started: false,
+            },
+            _ => Mem::None,
+        };
+        Sqe {
+            user_data,
+            op,
+            fd,
+            target,
+            mem,
+        }
+    }
+
+    /// Which readiness the operation waits for: `Some(true)` reading, `Some(false)` writing, `None`
+    /// for a `poll` (any event may settle it).
+    pub(super) fn reads(&self) -> Option<bool> {
+        match self.op {
+            Op::Read { .. } | Op::Readv { .. } | Op::Recv { .. } | Op::RecvFrom | Op::Accept => {
+                Some(true)
+            }
+            Op::Poll(_) => None,
+            _ => Some(false),
+        }
+    }
+
+    /// One attempt: without blocking on a pollable fd (`nonblocking`), or as a plain blocking call on
+    /// a pool thread. File reads and writes tried at once use `RWF_NOWAIT`.
+    pub(super) fn run(&mut self, nonblocking: bool) -> Outcome {
+        let fd = self.fd;
+        let socket_flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        let file = matches!(self.target, Target::File { .. });
+        let rw_flags = if nonblocking && file {
+            libc::RWF_NOWAIT
+        } else {
+            0
+        };
+        loop {
+            let rc: isize = match (self.op, self.mem) {
+                (Op::Nop, _) => 0,
+                (Op::Connect, Mem::Connect { started: true, .. }) => {
+                    return self.connect_outcome(nonblocking);
+                }
+                (Op::Connect, Mem::Connect { addr, len, .. }) => {
+                    // SAFETY: `addr` points to `len` bytes of the slot's address, kept in place
+                    // until the operation's completion is reaped.
+                    let rc = unsafe { libc::connect(fd, addr, len) };
+                    if rc == 0 {
+                        return Outcome::Done(0);
+                    }
+                    match errno() {
+                        libc::EINTR | libc::EINPROGRESS | libc::EAGAIN => {
+                            // The connection goes on in the kernel: wait for its outcome.
+                            if let Mem::Connect { started, .. } = &mut self.mem {
+                                *started = true;
+                            }
+                            return self.connect_outcome(nonblocking);
+                        }
+                        e => return Outcome::Done(-e),
+                    }
+                }
+                (Op::Shutdown(how), _) => {
+                    let how = match how {
+                        Shutdown::Read => libc::SHUT_RD,
+                        Shutdown::Write => libc::SHUT_WR,
+                        Shutdown::Both => libc::SHUT_RDWR,
+                    };
+                    // SAFETY: takes no pointers.
+                    unsafe { libc::shutdown(fd, how) as isize }
+                }
+                (Op::Fsync { datasync }, _) => {
+                    // SAFETY: takes no pointers.
+                    unsafe {
+                        if datasync {
+                            libc::fdatasync(fd) as isize
+                        } else {
+                            libc::fsync(fd) as isize
+                        }
+                    }
+                }
+                (Op::Poll(interest), _) => {
+                    return match poll_now(fd, interest.bits() as i16) {
+                        0 => Outcome::Again,
+                        r => Outcome::Done(r),
+                    };
+                }
+                // SAFETY: the pointers come from `build` and point into the slot and buffers the
+                // operation owns, valid for the lengths given until its completion is reaped (see
+                // `Sqe`'s `Send`).
+                _ => unsafe { self.transfer(file, socket_flags, rw_flags) },
+            };
+            if rc >= 0 {
+                return Outcome::Done(i32::try_from(rc).unwrap_or(i32::MAX));
+            }
+            match errno() {
+                libc::EINTR => continue,
+                // The program asked not to wait (as io_uring, which then reports EAGAIN).
+                libc::EAGAIN if self.dont_wait() => return Outcome::Done(-libc::EAGAIN),
+                libc::EAGAIN => return Outcome::Again,
+                // A file that cannot take RWF_NOWAIT: the pool makes the plain call.
+                libc::EOPNOTSUPP | libc::EINVAL if rw_flags != 0 => return Outcome::Again,
+                e => return Outcome::Done(-e),
+            }
+        }
+    }
+
+    /// A `recv` or `send` whose flags say `MSG_DONTWAIT`.
+    fn dont_wait(&self) -> bool {
+        matches!(self.op, Op::Recv { flags } | Op::Send { flags } if flags & libc::MSG_DONTWAIT != 0)
+    }
+
+    /// The system call of a read, write, send, receive or accept.
+    ///
+    /// # Safety
+    ///
+    /// `self.mem` must point to memory valid for the operation: the slot and buffers it owns,
+    /// until its completion is reaped.
+    unsafe fn transfer(&self, file: bool, socket_flags: i32, rw_flags: i32) -> isize {
+        let fd = self.fd;
+        // SAFETY: as the caller guarantees; every pointer and length is the operation's own.
+        unsafe {
+            match (self.op, self.mem) {
+                (Op::Read { offset }, Mem::Buf(p, n)) if file => {
+                    let iov = libc::iovec {
+                        iov_base: p.cast(),
+                        iov_len: n,
+                    };
+                    libc::preadv2(fd, &iov, 1, offset as i64, rw_flags)
+                }
+                (Op::Write { offset }, Mem::Buf(p, n)) if file => {
+                    let iov = libc::iovec {
+                        iov_base: p.cast(),
+                        iov_len: n,
+                    };
+                    libc::pwritev2(fd, &iov, 1, offset as i64, rw_flags)
+                }
+                (Op::Readv { offset }, Mem::Iov(p, n)) if file => {
+                    libc::preadv2(fd, p, n as i32, offset as i64, rw_flags)
+                }
+                (Op::Writev { offset }, Mem::Iov(p, n)) if file => {
+                    libc::pwritev2(fd, p, n as i32, offset as i64, rw_flags)
+                }
+                // Streams: the offset means nothing (as on io_uring).
+                (Op::Read { .. }, Mem::Buf(p, n)) => libc::read(fd, p.cast(), n),
+                (Op::Readv { .. }, Mem::Iov(p, n)) => libc::readv(fd, p, n as i32),
+                (Op::Write { .. }, Mem::Buf(p, n)) if self.is_socket() => {
+                    libc::send(fd, p.cast(), n, libc::MSG_NOSIGNAL | socket_flags)
+                }
+                (Op::Write { .. }, Mem::Buf(p, n)) => libc::write(fd, p.cast(), n),
+                (Op::Writev { .. }, Mem::Iov(p, n)) if self.is_socket() => {
+                    let mut hdr: libc::msghdr = std::mem::zeroed();
+                    hdr.msg_iov = p.cast_mut();
+                    hdr.msg_iovlen = n;
+                    libc::sendmsg(fd, &hdr, libc::MSG_NOSIGNAL | socket_flags)
+                }
+                (Op::Writev { .. }, Mem::Iov(p, n)) => libc::writev(fd, p, n as i32),
+                (Op::Recv { flags }, Mem::Buf(p, n)) => {
+                    libc::recv(fd, p.cast(), n, flags | socket_flags)
+                }
+                (Op::Send { flags }, Mem::Buf(p, n)) => {
+                    libc::send(fd, p.cast(), n, flags | libc::MSG_NOSIGNAL | socket_flags)
+                }
+                (Op::RecvFrom, Mem::Msg(h)) => libc::recvmsg(fd, h, socket_flags),
+                (Op::SendTo, Mem::Msg(h)) => {
+                    libc::sendmsg(fd, h, libc::MSG_NOSIGNAL | socket_flags)
+                }
+                (Op::Accept, Mem::Accept(a, l)) => {
+                    // The new socket in blocking mode, as io_uring's accept gives it.
+                    libc::accept4(fd, a, l, libc::SOCK_CLOEXEC) as isize
+                }
+                (op, _) => unreachable!("{} lends what it needs", op.name()),
+            }
+        }
+    }
+
+    fn is_socket(&self) -> bool {
+        matches!(&self.target, Target::Poll(p) if p.socket)
+    }
+
+    /// A connection in progress: done once the socket is writable (or failed), with `SO_ERROR`.
+    fn connect_outcome(&self, nonblocking: bool) -> Outcome {
+        if nonblocking {
+            if poll_now(self.fd, libc::POLLOUT) == 0 {
+                return Outcome::Again;
+            }
+        } else {
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid `pollfd`, for the length of the call.
+            while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 && errno() == libc::EINTR {}
+        }
+        Outcome::Done(crate::io::socket_error(self.fd))
+    }
+}
+
+/// The `poll(2)` events `fd` has now among `events` (always with `POLLERR`, `POLLHUP`, `POLLNVAL`),
+/// or a negated errno.
+fn poll_now(fd: RawFd, events: i16) -> i32 {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid `pollfd`, for the length of the call.
+        match unsafe { libc::poll(&mut pfd, 1, 0) } {
+            n if n >= 0 => return i32::from(pfd.revents as u16),
+            _ if errno() == libc::EINTR => continue,
+            _ => return -errno(),
+        }
+    }
+}
+
+pub(super) fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
