@@ -140,13 +140,18 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     /// are restored, and it leaves epoll, when the handle and every operation on it are gone (before
     /// the fd is closed, which matters if the program shares its file description). Regular files,
     /// block devices and directories are left as they are and never added to epoll. On io_uring
-    /// the fd is left as it is.
+    /// the fd is left as it is. A program that clears `O_NONBLOCK` on an associated fd (through
+    /// [`AsFd`], or another descriptor of the same socket) makes the epoll backend's `accept`,
+    /// `connect` and pipe operations block the thread that runs them; socket reads and writes say
+    /// `MSG_DONTWAIT` themselves.
     ///
     /// # Errors
     ///
     /// [`Error::AlreadyAssociated`] if the fd number is associated already (with any port),
-    /// [`Error::BadFd`] if it is not open, [`Error::Closed`], or [`Error::Unavailable`] if this is
-    /// the port's first I/O and io_uring cannot be set up.
+    /// [`Error::BadFd`] if it is not open, [`Error::Closed`], [`Error::Unavailable`] if this is
+    /// the port's first I/O and no backend can be set up, or [`Error::Register`] if epoll refuses
+    /// the fd for a reason other than it not being pollable. On every error but
+    /// `AlreadyAssociated` the fd is closed (the port took it).
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn associate(&self, fd: impl Into<OwnedFd>, key: usize) -> Result<Handle<T, B>, Error> {
         let fd = FdEntry::new(fd.into())?;

@@ -34,6 +34,9 @@ pub(crate) struct FdEntry {
     /// Opened with `O_DIRECT`: a synchronous first try would wait for the device, so skip-on-success
     /// sends its reads and writes straight to the kernel.
     pub(crate) direct: bool,
+    /// A regular file or block device: a read or write may come back short only at its end, so
+    /// a short first try (`RWF_NOWAIT`: part of the range was not cached) is not the result.
+    pub(crate) regular: bool,
     /// How the epoll backend registered it (set when it is associated with such a port).
     #[cfg(not(loom))]
     pub(crate) epoll: OnceLock<super::epoll::Attached>,
@@ -52,6 +55,11 @@ impl FdEntry {
         // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
         let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
         let direct = flags != -1 && flags & libc::O_DIRECT != 0;
+        // SAFETY: `st` is valid for writes of a `stat` for the length of the call.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let regular = unsafe { libc::fstat(raw, &mut st) } == 0
+            && matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK);
         if !associated().insert(raw) {
             // Someone else owns the number too (a duplicated `from_raw_fd`): give it back unclosed,
             // which is what its other owner expects.
@@ -65,6 +73,7 @@ impl FdEntry {
             closing: AtomicBool::new(false),
             cancel_epoch: AtomicU32::new(0),
             direct,
+            regular,
             #[cfg(not(loom))]
             epoll: OnceLock::new(),
         })

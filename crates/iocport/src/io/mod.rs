@@ -1,5 +1,6 @@
 //! The I/O layer under a port: the op table, the fd registry and skip-on-success, shared by every
-//! backend, over one backend that runs the operations (today io_uring, `uring/`).
+//! backend, over the backend that runs the operations, chosen at run time (`driver.rs`): io_uring
+//! (`uring/`) or, where io_uring is refused, epoll and a thread pool (`epoll/`).
 //!
 //! # The contract a backend keeps
 //!
@@ -74,7 +75,7 @@ use crate::packet::Packet;
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 
 pub(crate) use fd::FdEntry;
-pub(crate) use skip::{done_now, skips, try_now, SKIP_READS, SKIP_WRITES};
+pub(crate) use skip::{done_now, short_at_end, skips, try_now, SKIP_READS, SKIP_WRITES};
 
 // The backend, chosen in this one place: at run time between io_uring and epoll (`driver.rs`).
 // The loom models run the port and this file over a model ring (`mock.rs`) that keeps the same
@@ -401,6 +402,7 @@ impl<T, B: IoBuf> Io<T, B> {
     pub(crate) fn new(config: &Config) -> Result<Io<T, B>, Error> {
         let (driver, info) = Driver::new(config)?;
         Ok(Io {
+            caller_owned: config.mode.caller_owned() && info.backend == Backend::IoUring,
             driver,
             info,
             ops: Mutex::new(Ops {
@@ -414,7 +416,6 @@ impl<T, B: IoBuf> Io<T, B> {
             }),
             cancels_waiting: AtomicBool::new(false),
             unsubmitted: AtomicBool::new(false),
-            caller_owned: config.mode.caller_owned(),
         })
     }
 

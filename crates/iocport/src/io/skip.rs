@@ -3,7 +3,7 @@
 //! returned at once and no packet is queued. Shared by every backend.
 
 use crate::buf::IoBuf;
-use crate::op::{Lent, Op};
+use crate::op::{Lent, Op, CURRENT_POSITION};
 use crate::packet::{Data, Packet, Status};
 
 use super::fd::FdEntry;
@@ -25,7 +25,7 @@ pub(crate) fn skips(mode: u8, op: Op) -> bool {
 /// The synchronous first try of an operation on a skip-on-success handle: `Some(result)` if it
 /// completed (or failed) at once, `None` if it would block and must go to the backend.
 pub(crate) fn try_now<B>(fd: &FdEntry, op: Op, lent: &Lent<B>) -> Option<isize> {
-    let direct = fd.direct;
+    let (direct, regular) = (fd.direct, fd.regular);
     let fd = fd.raw();
     let Lent::Buf { raw, .. } = lent else {
         return None;
@@ -36,6 +36,10 @@ pub(crate) fn try_now<B>(fd: &FdEntry, op: Op, lent: &Lent<B>) -> Option<isize> 
     };
     let rc = match op {
         Op::Read { .. } | Op::Write { .. } if direct => return None,
+        // At the file position a short first try would have moved the position: no first try.
+        Op::Read { offset } | Op::Write { offset } if regular && offset == CURRENT_POSITION => {
+            return None
+        }
         // SAFETY: `iov` describes the buffer's `len` bytes, which `lent` owns and keeps in place for
         // the length of the call. An offset of -1 means the file position.
         Op::Read { offset } => unsafe {
@@ -61,6 +65,11 @@ pub(crate) fn try_now<B>(fd: &FdEntry, op: Op, lent: &Lent<B>) -> Option<isize> 
         _ => return None,
     };
     if rc >= 0 {
+        if regular && (rc as usize) < raw.len && !short_at_end(fd, op, rc as usize) {
+            // Part of the range was not in the page cache: the backend does the whole operation
+            // again (at an offset: the same bytes, the same result).
+            return None;
+        }
         return Some(rc);
     }
     let errno = std::io::Error::last_os_error()
@@ -70,6 +79,23 @@ pub(crate) fn try_now<B>(fd: &FdEntry, op: Op, lent: &Lent<B>) -> Option<isize> 
         libc::EAGAIN | libc::EOPNOTSUPP | libc::EINTR => None,
         e => Some(-(e as isize)),
     }
+}
+
+/// Whether a short `RWF_NOWAIT` result of `op` (`done` bytes) is its real result: a read that
+/// reached the end of the file. Anything else came back short because part of the range was not
+/// cached (or a write could not go on without waiting).
+pub(crate) fn short_at_end(fd: std::os::fd::RawFd, op: Op, done: usize) -> bool {
+    let offset = match op {
+        Op::Read { offset } | Op::Readv { offset } => offset,
+        _ => return false,
+    };
+    // SAFETY: `st` is valid for writes of a `stat` for the length of the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return false;
+    }
+    offset.saturating_add(done as u64) >= st.st_size as u64
 }
 
 /// The packet of an operation that completed synchronously.

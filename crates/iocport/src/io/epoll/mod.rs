@@ -104,6 +104,15 @@ impl Pollable {
     /// kept), else queues it for the fd's next event.
     fn start(&self, mut sqe: Sqe, shared: &Shared) {
         let mut q = lock(&self.queues);
+        if sqe.unordered() {
+            // Not behind the others: `MSG_DONTWAIT` ends now (`EAGAIN` if it would block), an
+            // error-queue read waits with the polls.
+            match sqe.run(true) {
+                Outcome::Done(r) => shared.push(sqe.user_data, r),
+                Outcome::Again => q.pollers.push(sqe),
+            }
+            return;
+        }
         match sqe.reads() {
             Some(reads) => {
                 let list = if reads {
@@ -194,7 +203,9 @@ pub(super) struct Shared {
 impl Shared {
     /// Queues an operation's completion.
     fn push(&self, user_data: u64, result: i32) {
-        lock(&self.cq).push_back(Completion { user_data, result });
+        let mut cq = lock(&self.cq);
+        cq.push_back(Completion { user_data, result });
+        // Under the lock: a reaper never sees the entry before the count.
         self.cq_len.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -308,7 +319,9 @@ impl Driver {
         });
         shared.wake.rearmed();
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let pool = Pool::new(shared.clone(), (4 * cpus).clamp(8, 64));
+        // Enough threads to keep a device's queue as deep as io_uring would (64 reads in flight),
+        // more on large machines; idle ones exit.
+        let pool = Pool::new(shared.clone(), (4 * cpus).clamp(64, 256));
         let report = vec![
             Feature::new(
                 "epoll (edge-triggered)",
@@ -319,7 +332,7 @@ impl Driver {
                 "thread pool",
                 true,
                 "regular files, block devices, fsync: tried at once with RWF_NOWAIT, else on one of \
-                 up to 4 threads per CPU (8-64)",
+                 up to 64 threads (4 per CPU on more than 16 CPUs, at most 256)",
             ),
             Feature::new("timerfd", true, "timers (a heap behind one timerfd)"),
             Feature::new("eventfd", true, "the wake-up of the thread waiting in epoll_wait"),
@@ -372,7 +385,19 @@ impl Driver {
         let saved_flags = (flags >= 0 && flags & libc::O_NONBLOCK == 0).then_some(flags);
         if let Some(flags) = saved_flags {
             // SAFETY: F_SETFL takes an int.
-            unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+            if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+                let source = io::Error::last_os_error();
+                // SAFETY: takes no pointers (the event may be null for EPOLL_CTL_DEL).
+                unsafe {
+                    libc::epoll_ctl(
+                        self.epfd.as_raw_fd(),
+                        libc::EPOLL_CTL_DEL,
+                        fd,
+                        std::ptr::null_mut(),
+                    )
+                };
+                return Err(Error::Register { fd, source });
+            }
         }
         let pollable = Arc::new(Pollable {
             fd,
@@ -445,8 +470,12 @@ impl Driver {
     /// too: it looks again after letting go).
     fn start_queued(&self) {
         loop {
-            let Ok(mut batch) = self.starting.try_lock() else {
-                return;
+            let mut batch = match self.starting.try_lock() {
+                Ok(b) => b,
+                // Nothing is half done in a batch a panic left (its operations are moved out
+                // one by one): carry on.
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
             };
             loop {
                 std::mem::swap(&mut *lock(&self.sq), &mut *batch);
@@ -475,24 +504,30 @@ impl Driver {
                 run::Mem::Timer(after) => self.timers.add(sqe.user_data, after),
                 _ => unreachable!("a timer lends its duration"),
             },
+            // Never waits, whatever else waits on the fd (it is how a program ends a connection
+            // whose send is stuck).
+            (_, Op::Shutdown(_)) => {
+                let r = match sqe.run(true) {
+                    Outcome::Done(r) => r,
+                    Outcome::Again => -libc::EAGAIN,
+                };
+                shared.push(sqe.user_data, r);
+            }
             (Target::Poll(p), op) if !matches!(op, Op::Fsync { .. }) => {
                 p.clone().start(sqe, shared)
             }
-            (
-                Target::File { direct },
-                Op::Read { .. } | Op::Write { .. } | Op::Readv { .. } | Op::Writev { .. },
-            ) if !direct => match sqe.run(true) {
-                Outcome::Done(r) => shared.push(sqe.user_data, r),
-                Outcome::Again => self.pool.push(sqe),
-            },
-            // Never blocks, and a file is always ready.
-            (_, Op::Shutdown(_) | Op::Poll(_)) => {
+            // A file that epoll does not poll is always ready.
+            (_, Op::Poll(_)) => {
                 let r = match sqe.run(true) {
                     Outcome::Done(r) => r,
                     Outcome::Again => 0,
                 };
                 shared.push(sqe.user_data, r);
             }
+            _ if sqe.nowait_first() => match sqe.run(true) {
+                Outcome::Done(r) => shared.push(sqe.user_data, r),
+                Outcome::Again => self.pool.push(sqe),
+            },
             _ => self.pool.push(sqe),
         }
     }
@@ -578,13 +613,15 @@ impl Driver {
             }
         };
         let result = self.poll_events(timeout, leader);
-        if leader {
-            shared.leader_sleeping.store(false, Ordering::SeqCst);
-            shared.wake.leader_back();
-        }
         result.map(|resend| {
             if resend {
                 shared.write_wake();
+                if let Some(d) = deadline {
+                    // Not the leader (the close drain): the leader has not come back for the
+                    // wake-up taken here, and would hand it back at once; sleep out the wait
+                    // rather than spin on it.
+                    std::thread::sleep(d.saturating_duration_since(Instant::now()));
+                }
             }
         })
     }
@@ -602,8 +639,14 @@ impl Driver {
                 timeout,
             )
         };
-        if n < 0 {
-            let e = io::Error::last_os_error();
+        // Read before anything else can change errno.
+        let error = (n < 0).then(io::Error::last_os_error);
+        if leader {
+            // Back from the kernel: completions and wake-ups from now on find it awake.
+            self.shared.leader_sleeping.store(false, Ordering::SeqCst);
+            self.shared.wake.leader_back();
+        }
+        if let Some(e) = error {
             return match e.raw_os_error() {
                 Some(libc::EINTR) => Ok(false),
                 _ => Err(e),

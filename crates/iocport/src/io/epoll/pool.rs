@@ -74,11 +74,13 @@ impl Pool {
             match spawned {
                 Ok(_) => st.threads += 1,
                 Err(e) if st.threads == 0 => {
-                    // No thread to run it: run it here rather than never.
-                    tracing::warn!(error = %e, "starting a file I/O thread failed; running the operation on the caller");
+                    // No thread to run it: it ends with EAGAIN (as a system call that cannot
+                    // start a thread does), rather than never or blocking the caller.
+                    tracing::warn!(error = %e, "starting a file I/O thread failed");
                     let job = st.jobs.claim().expect("pushed above");
                     drop(st);
-                    inner.finish(job);
+                    inner.shared.push(job.user_data, -libc::EAGAIN);
+                    inner.shared.notify();
                 }
                 Err(e) => tracing::debug!(error = %e, "starting another file I/O thread failed"),
             }

@@ -55,6 +55,11 @@ pub(super) struct Sqe {
     pub(super) fd: RawFd,
     pub(super) target: Target,
     pub(super) mem: Mem,
+    /// The bytes the operation's buffers hold.
+    len: usize,
+    /// Bytes moved so far by a `recv` or `send` with `MSG_WAITALL` on a stream, which is done only
+    /// once its buffer is (as io_uring's).
+    progress: usize,
 }
 
 // SAFETY: the raw pointers point into the operation's slot (boxed, kept in place) and the buffers it
@@ -99,13 +104,48 @@ impl Sqe {
             },
             _ => Mem::None,
         };
+        let len = match mem {
+            Mem::Buf(_, n) => n,
+            // SAFETY: the iovec array is the operation's own, `n` entries, kept in place.
+            Mem::Iov(p, n) => unsafe { std::slice::from_raw_parts(p, n) }
+                .iter()
+                .map(|v| v.iov_len)
+                .sum(),
+            _ => 0,
+        };
         Sqe {
             user_data,
             op,
             fd,
             target,
             mem,
+            len,
+            progress: 0,
         }
+    }
+
+    /// A read or write of a file at an offset, which may be tried at once with `RWF_NOWAIT`: done
+    /// if the data is cached, else done again, whole, on the pool (the same bytes at the same
+    /// offset). At the file position a short try would have moved the position: never tried.
+    pub(super) fn nowait_first(&self) -> bool {
+        matches!(self.target, Target::File { direct: false })
+            && matches!(
+                self.op,
+                Op::Read { offset } | Op::Write { offset } | Op::Readv { offset } | Op::Writev { offset }
+                    if offset != crate::op::CURRENT_POSITION
+            )
+    }
+
+    /// Tried at once whatever waits before it: a `recv`/`send` that must not wait
+    /// (`MSG_DONTWAIT`) or reads the error queue (`MSG_ERRQUEUE`, which data never settles).
+    pub(super) fn unordered(&self) -> bool {
+        self.dont_wait() || matches!(self.op, Op::Recv { flags } if flags & libc::MSG_ERRQUEUE != 0)
+    }
+
+    /// A `recv` or `send` with `MSG_WAITALL` on a stream.
+    fn wait_all(&self) -> bool {
+        matches!(&self.target, Target::Poll(p) if p.socket)
+            && matches!(self.op, Op::Recv { flags } | Op::Send { flags } if flags & libc::MSG_WAITALL != 0)
     }
 
     /// Which readiness the operation waits for: `Some(true)` reading, `Some(false)` writing, `None`
@@ -145,7 +185,9 @@ impl Sqe {
                         return Outcome::Done(0);
                     }
                     match errno() {
-                        libc::EINTR | libc::EINPROGRESS | libc::EAGAIN => {
+                        // (EAGAIN means no connection was started: a Unix listener's backlog is
+                        // full, or no local port is left; it is the result, as on io_uring.)
+                        libc::EINTR | libc::EINPROGRESS => {
                             // The connection goes on in the kernel: wait for its outcome.
                             if let Mem::Connect { started, .. } = &mut self.mem {
                                 *started = true;
@@ -186,9 +228,26 @@ impl Sqe {
                 _ => unsafe { self.transfer(file, socket_flags, rw_flags) },
             };
             if rc >= 0 {
+                let rc = rc as usize;
+                if rw_flags != 0 && rc < self.len && !crate::io::short_at_end(fd, self.op, rc) {
+                    // Part of the range was not cached: the pool does it all again.
+                    return Outcome::Again;
+                }
+                if self.wait_all() {
+                    self.progress += rc;
+                    if rc > 0 && self.progress < self.len {
+                        continue;
+                    }
+                    return Outcome::Done(i32::try_from(self.progress).unwrap_or(i32::MAX));
+                }
                 return Outcome::Done(i32::try_from(rc).unwrap_or(i32::MAX));
             }
-            match errno() {
+            let e = errno();
+            if self.progress > 0 && e != libc::EINTR && (e != libc::EAGAIN || self.dont_wait()) {
+                // A MSG_WAITALL transfer that moved bytes reports them.
+                return Outcome::Done(i32::try_from(self.progress).unwrap_or(i32::MAX));
+            }
+            match e {
                 libc::EINTR => continue,
                 // The program asked not to wait (as io_uring, which then reports EAGAIN).
                 libc::EAGAIN if self.dont_wait() => return Outcome::Done(-libc::EAGAIN),
@@ -236,7 +295,17 @@ impl Sqe {
                 (Op::Writev { offset }, Mem::Iov(p, n)) if file => {
                     libc::pwritev2(fd, p, n as i32, offset as i64, rw_flags)
                 }
-                // Streams: the offset means nothing (as on io_uring).
+                // Streams: the offset means nothing (as on io_uring). Sockets say MSG_DONTWAIT
+                // themselves, whatever the fd's flags.
+                (Op::Read { .. }, Mem::Buf(p, n)) if self.is_socket() => {
+                    libc::recv(fd, p.cast(), n, socket_flags)
+                }
+                (Op::Readv { .. }, Mem::Iov(p, n)) if self.is_socket() => {
+                    let mut hdr: libc::msghdr = std::mem::zeroed();
+                    hdr.msg_iov = p.cast_mut();
+                    hdr.msg_iovlen = n;
+                    libc::recvmsg(fd, &mut hdr, socket_flags)
+                }
                 (Op::Read { .. }, Mem::Buf(p, n)) => libc::read(fd, p.cast(), n),
                 (Op::Readv { .. }, Mem::Iov(p, n)) => libc::readv(fd, p, n as i32),
                 (Op::Write { .. }, Mem::Buf(p, n)) if self.is_socket() => {
@@ -250,12 +319,19 @@ impl Sqe {
                     libc::sendmsg(fd, &hdr, libc::MSG_NOSIGNAL | socket_flags)
                 }
                 (Op::Writev { .. }, Mem::Iov(p, n)) => libc::writev(fd, p, n as i32),
-                (Op::Recv { flags }, Mem::Buf(p, n)) => {
-                    libc::recv(fd, p.cast(), n, flags | socket_flags)
-                }
-                (Op::Send { flags }, Mem::Buf(p, n)) => {
-                    libc::send(fd, p.cast(), n, flags | libc::MSG_NOSIGNAL | socket_flags)
-                }
+                // `progress` is 0 but for MSG_WAITALL.
+                (Op::Recv { flags }, Mem::Buf(p, n)) => libc::recv(
+                    fd,
+                    p.add(self.progress).cast(),
+                    n - self.progress,
+                    flags | socket_flags,
+                ),
+                (Op::Send { flags }, Mem::Buf(p, n)) => libc::send(
+                    fd,
+                    p.add(self.progress).cast(),
+                    n - self.progress,
+                    flags | libc::MSG_NOSIGNAL | socket_flags,
+                ),
                 (Op::RecvFrom, Mem::Msg(h)) => libc::recvmsg(fd, h, socket_flags),
                 (Op::SendTo, Mem::Msg(h)) => {
                     libc::sendmsg(fd, h, libc::MSG_NOSIGNAL | socket_flags)
