@@ -97,6 +97,13 @@ struct Queues {
     readers: Waiting<Sqe>,
     writers: Waiting<Sqe>,
     pollers: Waiting<Sqe>,
+    /// A read would block and no event has come since: a new read waits for the next event
+    /// without a first try (a ping-pong saves a failing `recv` per round). Set after `EAGAIN`,
+    /// cleared by an event, both under the fd's lock, so an event after the `EAGAIN` always runs
+    /// what waits.
+    read_blocked: bool,
+    /// The same for writes.
+    write_blocked: bool,
 }
 
 impl Pollable {
@@ -115,16 +122,18 @@ impl Pollable {
         }
         match sqe.reads() {
             Some(reads) => {
-                let list = if reads {
-                    &mut q.readers
+                let q = &mut *q;
+                let (list, blocked) = if reads {
+                    (&mut q.readers, &mut q.read_blocked)
                 } else {
-                    &mut q.writers
+                    (&mut q.writers, &mut q.write_blocked)
                 };
-                if list.is_empty() {
+                if list.is_empty() && !*blocked {
                     if let Outcome::Done(r) = sqe.run(true) {
                         shared.push(sqe.user_data, r);
                         return;
                     }
+                    *blocked = true;
                 }
                 list.push(sqe);
             }
@@ -147,9 +156,12 @@ impl Pollable {
         let mut q = lock(&self.queues);
         if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | hangup) != 0 {
             q.readers.run_front(attempt, done);
+            // Whatever still waits found the fd would block.
+            q.read_blocked = !q.readers.is_empty();
         }
         if events & (libc::EPOLLOUT as u32 | hangup) != 0 {
             q.writers.run_front(attempt, done);
+            q.write_blocked = !q.writers.is_empty();
         }
         if !q.pollers.is_empty() {
             q.pollers.run_all(attempt, done);
