@@ -39,7 +39,7 @@ pub enum Error {
     BadFd {
         /// The fd.
         fd: RawFd,
-        /// What `fcntl(F_GETFD)` said.
+        /// What `fstat` said.
         #[source]
         source: io::Error,
     },

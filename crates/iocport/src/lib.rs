@@ -101,6 +101,7 @@ pub use thread::{blocking, enter_blocking, BlockingGuard};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::io::claim::{Attempt, Waiting};
+    pub use crate::io::wake::LeaderSleep;
     /// Moves the process-wide operation generation sequence forward to at least `n` (never back).
     pub fn advance_generations_to(n: u64) {
         crate::id::advance_generations_to(n);

@@ -30,6 +30,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Locks `m` if `block`; otherwise only if no other thread holds it (`None` then). Ignores
+/// poisoning, as [`lock`] does.
+pub(crate) fn lock_or_skip<T>(m: &Mutex<T>, block: bool) -> Option<MutexGuard<'_, T>> {
+    if block {
+        return Some(lock(m));
+    }
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Parks the calling thread until it is unparked or `deadline` passes. Returns `true` if the deadline
 /// has passed. Spurious returns are allowed; callers loop on their own condition.
 #[cfg(not(loom))]

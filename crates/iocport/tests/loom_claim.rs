@@ -2,17 +2,24 @@
 //! and its thread pool run): a thread that runs an operation, a cancel of one operation, and a
 //! port's close (cancel everything, wait for every completion, then free the slots), in every
 //! interleaving. Each model checks that every operation ends exactly once (its real result or
-//! `ECANCELED`) and that no operation's memory is freed while a thread runs it.
+//! `ECANCELED`) and that no operation's memory is freed while a thread runs it. A third model runs
+//! the handshake by which a pool thread that queues a completion wakes a leader about to block in
+//! `epoll_wait` (`LeaderSleep`, `io/wake.rs`): the leader never blocks with a completion queued and
+//! nobody to wake it.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p iocport --release --test loom_claim`
 //! (`scripts/test.sh` does).
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, Ordering};
+#[path = "util/loom_event.rs"]
+mod loom_event;
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use iocport::testing::Waiting;
+use iocport::testing::{LeaderSleep, Waiting};
+use loom_event::Event;
 
 /// Operations per model.
 const OPS: u32 = 2;
@@ -147,5 +154,37 @@ fn fd_queue_run_against_cancel_and_close() {
         m.close();
         event.join().unwrap();
         canceller.join().unwrap();
+    });
+}
+
+/// A pool thread queues a completion (counted) and wakes the leader if it is asleep; the leader,
+/// about to block, blocks (on the model's eventfd) only if nothing is queued. If the handshake
+/// were wrong, some interleaving would leave the leader blocked with the completion queued and
+/// nothing to wake it: loom reports that as a deadlock.
+#[test]
+fn a_pool_completion_wakes_a_leader_about_to_block() {
+    loom::model(|| {
+        let sleep = Arc::new(LeaderSleep::default());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let eventfd = Arc::new(Event::default());
+        let pool = {
+            let (sleep, queued, eventfd) = (sleep.clone(), queued.clone(), eventfd.clone());
+            thread::spawn(move || {
+                queued.fetch_add(1, Ordering::SeqCst);
+                if sleep.must_wake() {
+                    eventfd.set();
+                }
+            })
+        };
+        if sleep.may_sleep(|| queued.load(Ordering::SeqCst)) {
+            eventfd.wait();
+        }
+        sleep.awake();
+        assert_eq!(
+            queued.load(Ordering::SeqCst),
+            1,
+            "the leader woke with nothing queued"
+        );
+        pool.join().unwrap();
     });
 }

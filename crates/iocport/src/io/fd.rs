@@ -34,9 +34,9 @@ pub(crate) struct FdEntry {
     /// Opened with `O_DIRECT`: a synchronous first try would wait for the device, so skip-on-success
     /// sends its reads and writes straight to the kernel.
     pub(crate) direct: bool,
-    /// A regular file or block device: a read or write may come back short only at its end, so
-    /// a short first try (`RWF_NOWAIT`: part of the range was not cached) is not the result.
-    pub(crate) regular: bool,
+    /// Its file type (`st_mode & S_IFMT`): the epoll backend polls neither regular files, block
+    /// devices nor directories.
+    pub(crate) file_type: libc::mode_t,
     /// How the epoll backend registered it (set when it is associated with such a port).
     #[cfg(not(loom))]
     pub(crate) epoll: OnceLock<super::epoll::Attached>,
@@ -45,8 +45,10 @@ pub(crate) struct FdEntry {
 impl FdEntry {
     pub(crate) fn new(fd: OwnedFd) -> Result<FdEntry, Error> {
         let raw = fd.as_raw_fd();
-        // SAFETY: F_GETFD takes no argument and only reads the fd table.
-        if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+        // SAFETY: `st` is valid for writes of a `stat` for the length of the call.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; fstat only reads the fd table and the file's attributes.
+        if unsafe { libc::fstat(raw, &mut st) } == -1 {
             return Err(Error::BadFd {
                 fd: raw,
                 source: std::io::Error::last_os_error(),
@@ -55,11 +57,6 @@ impl FdEntry {
         // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
         let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
         let direct = flags != -1 && flags & libc::O_DIRECT != 0;
-        // SAFETY: `st` is valid for writes of a `stat` for the length of the call.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let regular = unsafe { libc::fstat(raw, &mut st) } == 0
-            && matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK);
         if !associated().insert(raw) {
             // Someone else owns the number too (a duplicated `from_raw_fd`): give it back unclosed,
             // which is what its other owner expects.
@@ -73,7 +70,7 @@ impl FdEntry {
             closing: AtomicBool::new(false),
             cancel_epoch: AtomicU32::new(0),
             direct,
-            regular,
+            file_type: st.st_mode & libc::S_IFMT,
             #[cfg(not(loom))]
             epoll: OnceLock::new(),
         })
@@ -81,6 +78,12 @@ impl FdEntry {
 
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// A regular file or block device: a read or write may come back short only at its end, so
+    /// a short first try (`RWF_NOWAIT`: part of the range was not cached) is not the result.
+    pub(crate) fn regular(&self) -> bool {
+        matches!(self.file_type, libc::S_IFREG | libc::S_IFBLK)
     }
 }
 

@@ -29,14 +29,13 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::TryLockError;
 use std::time::Instant;
 
 use loom::sync::Condvar;
 
 use crate::error::Error;
 use crate::op::{Lending, Op};
-use crate::sync::{lock, Mutex, MutexGuard};
+use crate::sync::{lock, lock_or_skip, Mutex, MutexGuard};
 
 use super::wake::WakeState;
 use super::{Backend, BackendInfo, CancelTarget, Completion, Config, FdEntry, Feature, Features};
@@ -345,14 +344,8 @@ impl Driver {
         max: usize,
         f: &mut dyn FnMut(Completion) -> bool,
     ) -> usize {
-        let _cq = if block {
-            lock(&self.cq)
-        } else {
-            match self.cq.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return 0,
-            }
+        let Some(_cq) = lock_or_skip(&self.cq, block) else {
+            return 0;
         };
         let mut n = 0;
         let mut write_again = false;

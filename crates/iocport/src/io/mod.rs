@@ -61,7 +61,7 @@ mod mock;
 mod skip;
 #[cfg(not(loom))]
 mod uring;
-mod wake;
+pub(crate) mod wake;
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -75,7 +75,9 @@ use crate::packet::Packet;
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 
 pub(crate) use fd::FdEntry;
-pub(crate) use skip::{done_now, short_at_end, skips, try_now, SKIP_READS, SKIP_WRITES};
+#[cfg(not(loom))]
+pub(crate) use skip::short_at_end;
+pub(crate) use skip::{done_now, skips, try_now, SKIP_READS, SKIP_WRITES};
 
 // The backend, chosen in this one place: at run time between io_uring and epoll (`driver.rs`).
 // The loom models run the port and this file over a model ring (`mock.rs`) that keeps the same

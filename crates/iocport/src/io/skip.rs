@@ -25,7 +25,7 @@ pub(crate) fn skips(mode: u8, op: Op) -> bool {
 /// The synchronous first try of an operation on a skip-on-success handle: `Some(result)` if it
 /// completed (or failed) at once, `None` if it would block and must go to the backend.
 pub(crate) fn try_now<B>(fd: &FdEntry, op: Op, lent: &Lent<B>) -> Option<isize> {
-    let (direct, regular) = (fd.direct, fd.regular);
+    let (direct, regular) = (fd.direct, fd.regular());
     let fd = fd.raw();
     let Lent::Buf { raw, .. } = lent else {
         return None;

@@ -22,7 +22,7 @@
 //! re-armed only by the thread that reaped its end, once, and lost if the submission queue was
 //! full.
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{fence, AtomicBool, Ordering};
 
 /// Whether ports made from now on use the old wake-up scheme (loom models only).
 #[cfg(loom)]
@@ -157,6 +157,42 @@ impl WakeState {
         if let Some(legacy) = &self.legacy {
             *legacy.ender() = None;
         }
+    }
+}
+
+/// Whether a thread that queues a completion it will not reap (the epoll backend's pool threads)
+/// must wake the port's leader: a handshake on `asleep` and the completion count, each side
+/// writing its own and then, after a full fence, reading the other's, so that either the
+/// leader sees the completion before it blocks or the other thread sees the leader asleep and
+/// wakes it. Model-checked in `tests/loom_claim.rs`.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct LeaderSleep {
+    asleep: AtomicBool,
+}
+
+impl LeaderSleep {
+    /// The leader is about to block: returns whether it may (`queued`, the completion count read
+    /// after it is marked asleep, is 0).
+    pub fn may_sleep(&self, queued: impl FnOnce() -> usize) -> bool {
+        self.asleep.store(true, Ordering::SeqCst);
+        // A store then a load of another location: only a full fence keeps them in that order
+        // (loom finds the lost wake-up without it, as in the port's own sleep, `port.rs`).
+        fence(Ordering::SeqCst);
+        queued() == 0
+    }
+
+    /// The leader is back from the kernel.
+    pub fn awake(&self) {
+        self.asleep.store(false, Ordering::SeqCst);
+    }
+
+    /// A completion was queued and counted (sequentially consistent): whether the leader must be
+    /// woken for it.
+    pub fn must_wake(&self) -> bool {
+        // Pairs with the fence in `may_sleep`.
+        fence(Ordering::SeqCst);
+        self.asleep.load(Ordering::SeqCst)
     }
 }
 

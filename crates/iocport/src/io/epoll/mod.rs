@@ -43,11 +43,11 @@ use std::time::Instant;
 
 use crate::error::Error;
 use crate::op::{Lending, Op};
-use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, lock_or_skip, AtomicUsize, Mutex, Ordering};
 
 use super::claim::Waiting;
 use super::fd::FdEntry;
-use super::wake::WakeState;
+use super::wake::{LeaderSleep, WakeState};
 use super::{CancelTarget, Completion, Config, Feature, Features};
 
 use pool::Pool;
@@ -206,8 +206,8 @@ pub(super) struct Shared {
     cq: Mutex<VecDeque<Completion>>,
     /// Completions queued (readable without the lock).
     cq_len: AtomicUsize,
-    /// The port's leader is in (or about to enter) `epoll_wait`.
-    leader_sleeping: AtomicBool,
+    /// Whether the port's leader is in (or about to enter) `epoll_wait`.
+    leader: LeaderSleep,
     wake: WakeState,
     wake_fd: OwnedFd,
 }
@@ -222,10 +222,9 @@ impl Shared {
     }
 
     /// Completions were queued by a thread that will not reap them: if the leader is asleep, wake
-    /// it to reap them. Pairs with the leader's check of `cq_len` after it raised
-    /// `leader_sleeping`.
+    /// it to reap them (see [`LeaderSleep`]).
     fn notify(&self) {
-        if self.leader_sleeping.load(Ordering::SeqCst) {
+        if self.leader.must_wake() {
             self.wake.send(|| self.write_wake());
         }
     }
@@ -325,7 +324,7 @@ impl Driver {
         let shared = Arc::new(Shared {
             cq: Mutex::new(VecDeque::new()),
             cq_len: AtomicUsize::new(0),
-            leader_sleeping: AtomicBool::new(false),
+            leader: LeaderSleep::default(),
             wake: WakeState::new(),
             wake_fd,
         });
@@ -367,16 +366,7 @@ impl Driver {
     /// file, a block device or a directory, or epoll refuses it.
     pub(crate) fn attach(&self, entry: &FdEntry) -> Result<(), Error> {
         let fd = entry.raw();
-        // SAFETY: `st` is valid for writes of a `stat` for the length of the call.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::fstat(fd, &mut st) } < 0 {
-            return Err(Error::BadFd {
-                fd,
-                source: io::Error::last_os_error(),
-            });
-        }
-        let kind = st.st_mode & libc::S_IFMT;
+        let kind = entry.file_type;
         if matches!(kind, libc::S_IFREG | libc::S_IFBLK | libc::S_IFDIR) {
             let _ = entry.epoll.set(Attached::File);
             return Ok(());
@@ -482,12 +472,10 @@ impl Driver {
     /// too: it looks again after letting go).
     fn start_queued(&self) {
         loop {
-            let mut batch = match self.starting.try_lock() {
-                Ok(b) => b,
-                // Nothing is half done in a batch a panic left (its operations are moved out
-                // one by one): carry on.
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return,
+            // (A batch a panic left has nothing half done: its operations are moved out one by
+            // one, so a poisoned lock is carried on with.)
+            let Some(mut batch) = lock_or_skip(&self.starting, false) else {
+                return;
             };
             loop {
                 std::mem::swap(&mut *lock(&self.sq), &mut *batch);
@@ -609,10 +597,13 @@ impl Driver {
     pub(crate) fn wait(&self, deadline: Option<Instant>, leader: bool) -> io::Result<()> {
         self.start_queued();
         let shared = &*self.shared;
-        if leader {
-            shared.leader_sleeping.store(true, Ordering::SeqCst);
-        }
-        let timeout = if shared.cq_len.load(Ordering::SeqCst) > 0 {
+        let queued = || shared.cq_len.load(Ordering::SeqCst);
+        let may_block = if leader {
+            shared.leader.may_sleep(queued)
+        } else {
+            queued() == 0
+        };
+        let timeout = if !may_block {
             0
         } else {
             match deadline {
@@ -655,7 +646,7 @@ impl Driver {
         let error = (n < 0).then(io::Error::last_os_error);
         if leader {
             // Back from the kernel: completions and wake-ups from now on find it awake.
-            self.shared.leader_sleeping.store(false, Ordering::SeqCst);
+            self.shared.leader.awake();
             self.shared.wake.leader_back();
         }
         if let Some(e) = error {
@@ -696,14 +687,8 @@ impl Driver {
         f: &mut dyn FnMut(Completion) -> bool,
     ) -> usize {
         let shared = &*self.shared;
-        let guard = if block {
-            lock(&self.reaping)
-        } else {
-            match self.reaping.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return 0,
-            }
+        let Some(guard) = lock_or_skip(&self.reaping, block) else {
+            return 0;
         };
         let mut resend = false;
         if !block && shared.cq_len.load(Ordering::SeqCst) < max {

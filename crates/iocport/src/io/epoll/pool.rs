@@ -107,6 +107,7 @@ impl Inner {
                         break Some(job);
                     }
                     if st.shutdown {
+                        st.threads -= 1;
                         break None;
                     }
                     st.idle += 1;
@@ -117,13 +118,10 @@ impl Inner {
                     st = back;
                     st.idle -= 1;
                     if timeout.timed_out() && st.jobs.is_empty() {
+                        st.threads -= 1;
                         break None;
                     }
                 }
-                .or_else(|| {
-                    st.threads -= 1;
-                    None
-                })
             };
             match job {
                 Some(job) => self.finish(job),

@@ -55,7 +55,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::error::Error;
 use crate::op::{Lending, Op};
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock_or_skip, Mutex};
 
 use super::wake::WakeState;
 use super::{CancelTarget, Completion, Config, Feature, Features, SubmitMode};
@@ -543,14 +543,8 @@ impl Driver {
         max: usize,
         f: &mut dyn FnMut(Completion) -> bool,
     ) -> usize {
-        let cq_lock = if block {
-            lock(&self.cq)
-        } else {
-            match self.cq.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return 0,
-            }
+        let Some(cq_lock) = lock_or_skip(&self.cq, block) else {
+            return 0;
         };
         let mut n = 0;
         let mut resend = false;
