@@ -62,6 +62,10 @@ pub enum Error {
     /// The port is closed.
     #[error("the completion port is closed")]
     Closed,
+    /// [`set_completion_hook`](crate::CompletionPort::set_completion_hook) was called on a port
+    /// that has a hook already.
+    #[error("the completion port has a completion hook already")]
+    HookSet,
     /// The buffer given to the operation cannot be used.
     #[error("{op} on fd {fd}: {reason} (buffer of {len} bytes)")]
     InvalidBuffer {

@@ -755,6 +755,26 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         }
     }
 
+    /// Sets `hook` to run on every operation's packet once the operation has completed and before
+    /// the packet is queued (or, for operations ended by [`close`](CompletionPort::close), before
+    /// it is returned): it may rewrite the packet's fields. It runs on the thread that reaps the
+    /// completion, with the port's operation table locked, so it must be short, must not start or
+    /// cancel operations on this port, and must not panic. Packets posted with
+    /// [`post`](CompletionPort::post) and those of operations that completed at once
+    /// ([`Started::Done`](crate::Started::Done)) do not pass through it.
+    ///
+    /// This is where a layer that mirrors each operation's status into memory of its own (the C
+    /// ABI's `OVERLAPPED.Internal`) writes it, so that the status is there before any thread can
+    /// dequeue the packet. Sets up the port's I/O if that is not done yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HookSet`] if the port has a hook already, [`Error::Closed`], or
+    /// [`Error::Unavailable`] if no backend can be set up.
+    pub fn set_completion_hook(&self, hook: fn(&mut Packet<T, B>)) -> Result<(), Error> {
+        self.io()?.hook.set(hook).map_err(|_| Error::HookSet)
+    }
+
     /// The concurrency value: how many threads may run packets from this port at once.
     pub fn concurrency(&self) -> usize {
         self.inner.concurrency

@@ -383,6 +383,9 @@ pub(crate) struct Io<T, B: IoBuf> {
     unsubmitted: AtomicBool,
     /// The kernel ties operations to the thread that submitted them ([`SubmitMode::Caller`]).
     caller_owned: bool,
+    /// Runs on every operation's packet before it is placed (see
+    /// [`CompletionPort::set_completion_hook`](crate::CompletionPort::set_completion_hook)).
+    pub(crate) hook: std::sync::OnceLock<fn(&mut Packet<T, B>)>,
 }
 
 /// How an operation should be started.
@@ -418,6 +421,7 @@ impl<T, B: IoBuf> Io<T, B> {
             }),
             cancels_waiting: AtomicBool::new(false),
             unsubmitted: AtomicBool::new(false),
+            hook: std::sync::OnceLock::new(),
         })
     }
 
@@ -687,7 +691,10 @@ impl<T, B: IoBuf> Io<T, B> {
         let placed = self.driver.reap(block, max, &mut |c| {
             let locked = locked.get_or_insert_with(|| self.lock());
             match self.complete(locked, &c) {
-                Some(packet) => {
+                Some(mut packet) => {
+                    if let Some(hook) = self.hook.get() {
+                        hook(&mut packet);
+                    }
                     place(packet);
                     locked.ops().in_flight -= 1;
                     true

@@ -1,0 +1,625 @@
+//! What every operation shares: the port type, the caller's buffers, each packet's context, the
+//! fds associated with ports, the operations in flight on each, and the completion hook that
+//! writes the caller's `OVERLAPPED`.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use iocport::{CompletionPort, Data, Error, Handle, IoBuf, OpError, OpId, Packet, Started};
+
+use crate::status::{errno_to_status, Origin};
+use crate::types::*;
+
+/// A completion port of the C API.
+pub(crate) type Port = CompletionPort<Ctx, RawBuf>;
+
+/// Locks `m`, ignoring poisoning (no invariant of ours spans a panic).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A buffer of the C program: a pointer and a length it promised to keep valid until the
+/// operation's packet is queued (the Win32 contract for overlapped I/O).
+pub(crate) struct RawBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl RawBuf {
+    /// `len` bytes at `ptr`, which the caller keeps valid while the operation is in flight.
+    pub(crate) fn new(ptr: *mut u8, len: usize) -> RawBuf {
+        RawBuf { ptr, len }
+    }
+}
+
+// SAFETY: the bytes belong to the C program, which may touch them from any thread; the library
+// only hands the pointer to the kernel (or to a pool thread of the epoll backend).
+unsafe impl Send for RawBuf {}
+
+// SAFETY: the pointer and length never change, and the memory does not move with this value: it
+// is the C program's, kept valid for the operation's lifetime as overlapped I/O requires.
+unsafe impl IoBuf for RawBuf {
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// What an operation is, for finishing its packet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// A packet of `PostQueuedCompletionStatus`.
+    Posted,
+    /// `WSARecv` (or `ReadFile` on a socket).
+    Recv,
+    /// A zero-byte `WSARecv`: completes, with 0 bytes, once data can be read.
+    RecvZero,
+    /// `WSASend` (or `WriteFile` on a socket).
+    Send,
+    /// `WSARecvFrom`.
+    RecvFrom,
+    /// `WSASendTo`.
+    SendTo,
+    /// `ReadFile` on a file or pipe.
+    Read,
+    /// `WriteFile` on a file or pipe.
+    Write,
+    /// `AcceptEx`, waiting for a connection.
+    Accept,
+    /// `AcceptEx`, waiting for the connection's first bytes.
+    AcceptRecv,
+    /// `ConnectEx`, connecting.
+    Connect,
+    /// `ConnectEx`, sending its data once connected.
+    ConnectSend,
+    /// `DisconnectEx`.
+    Disconnect,
+}
+
+/// What some operations need beyond their kind.
+pub(crate) enum Extra {
+    /// `AcceptEx`'s arguments.
+    Accept(AcceptInfo),
+    /// `WSARecvFrom`'s address out-parameters.
+    From { from: usize, fromlen: usize },
+    /// `ConnectEx`'s data to send once connected.
+    Connect { data: usize, len: u32 },
+    /// `DisconnectEx(TF_REUSE_SOCKET)`.
+    Reuse,
+}
+
+/// `AcceptEx`'s arguments, kept until it completes.
+pub(crate) struct AcceptInfo {
+    /// The socket the connection goes into (the program's fd).
+    pub(crate) accept_fd: RawFd,
+    /// Its `ACCEPTING` ticket.
+    pub(crate) ticket: u64,
+    /// The output buffer: received data, then the local and the remote address areas.
+    pub(crate) buf: usize,
+    pub(crate) recv_len: u32,
+    pub(crate) local_len: u32,
+    pub(crate) remote_len: u32,
+    /// The listener's completion key (the packet's key, whichever socket finishes it).
+    pub(crate) listen_key: usize,
+    /// The listener's port (where the packet goes).
+    pub(crate) port: Port,
+}
+
+/// The value every packet of a C port carries.
+pub(crate) struct Ctx {
+    /// The caller's `OVERLAPPED` (0 for posted packets without one).
+    pub(crate) ov: usize,
+    pub(crate) kind: Kind,
+    /// The final NTSTATUS, once known.
+    pub(crate) status: NTSTATUS,
+    /// The operation goes on from the thread that dequeues it (`AcceptEx` with data to receive,
+    /// `ConnectEx` with data to send, `DisconnectEx` reusing the socket): the `OVERLAPPED` is
+    /// written only once it is done.
+    pub(crate) follow: bool,
+    /// `hEvent` had its low bit set: no packet reaches the program.
+    pub(crate) silent: bool,
+    /// The association and the in-flight record of the operation.
+    pub(crate) op: Option<(Arc<Assoc>, u64)>,
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+impl Ctx {
+    /// The context of an operation on `assoc` with the caller's `ov`.
+    pub(crate) fn new(ov: *mut OVERLAPPED, kind: Kind, silent: bool) -> Ctx {
+        Ctx {
+            ov: ov as usize,
+            kind,
+            status: STATUS_PENDING,
+            follow: false,
+            silent,
+            op: None,
+            extra: None,
+        }
+    }
+
+    /// A posted packet's context.
+    pub(crate) fn posted(ov: *mut OVERLAPPED) -> Ctx {
+        Ctx {
+            status: STATUS_SUCCESS,
+            ..Ctx::new(ov, Kind::Posted, false)
+        }
+    }
+}
+
+/// Writes an operation's outcome into the caller's `OVERLAPPED`: the byte count, then the status
+/// (release), so that a thread that sees `Internal` change sees the count too. Called once per
+/// operation, before its packet can be dequeued; the `OVERLAPPED` is not touched after.
+pub(crate) fn write_ov(ov: usize, status: NTSTATUS, bytes: usize) {
+    if ov == 0 {
+        return;
+    }
+    let ov = ov as *mut OVERLAPPED;
+    // SAFETY: `ov` is the caller's OVERLAPPED, 8-byte aligned (checked when the operation started)
+    // and valid until the operation completes (the Win32 contract); this is that completion.
+    // Other threads may read `Internal` meanwhile (HasOverlappedIoCompleted), hence atomics.
+    unsafe {
+        AtomicUsize::from_ptr(std::ptr::addr_of_mut!((*ov).InternalHigh))
+            .store(bytes, Ordering::Relaxed);
+        AtomicUsize::from_ptr(std::ptr::addr_of_mut!((*ov).Internal))
+            .store(status as u32 as usize, Ordering::Release);
+    }
+}
+
+/// Reads `Internal` and `InternalHigh` of the caller's `OVERLAPPED`.
+pub(crate) fn read_ov(ov: *mut OVERLAPPED) -> (NTSTATUS, usize) {
+    // SAFETY: the caller passed a valid, aligned OVERLAPPED (checked by `check_ov`); the library
+    // writes it with atomics, so these loads pair with `write_ov`'s release store.
+    unsafe {
+        let status =
+            AtomicUsize::from_ptr(std::ptr::addr_of_mut!((*ov).Internal)).load(Ordering::Acquire);
+        let bytes = AtomicUsize::from_ptr(std::ptr::addr_of_mut!((*ov).InternalHigh))
+            .load(Ordering::Relaxed);
+        (status as u32 as i32, bytes)
+    }
+}
+
+/// Whether `ov` can be used: not NULL and 8-byte aligned.
+pub(crate) fn check_ov(ov: *mut OVERLAPPED) -> bool {
+    !ov.is_null() && (ov as usize) % std::mem::align_of::<OVERLAPPED>() == 0
+}
+
+/// Marks the caller's `OVERLAPPED` as in flight (`Internal` = STATUS_PENDING, `InternalHigh` 0),
+/// before the operation is handed on; returns whether its `hEvent` asks for no packet.
+pub(crate) fn begin_ov(ov: *mut OVERLAPPED) -> bool {
+    write_ov(ov as usize, STATUS_PENDING, 0);
+    // SAFETY: `ov` is valid and aligned (`check_ov`); hEvent is the caller's to set before the call.
+    let event = unsafe { std::ptr::addr_of!((*ov).hEvent).read() };
+    event as usize & 1 == 1
+}
+
+// ---- Associations ------------------------------------------------------------------------------
+
+/// An fd associated with a port: the `iocport` handle on a duplicate of it, and the operations in
+/// flight on it.
+pub(crate) struct Assoc {
+    /// The program's fd.
+    pub(crate) fd: RawFd,
+    pub(crate) handle: Handle<Ctx, RawBuf>,
+    pub(crate) key: usize,
+    /// A socket (Winsock semantics and errors).
+    pub(crate) socket: bool,
+    /// A regular file or block device: reads and writes take the offset in the OVERLAPPED.
+    pub(crate) seekable: bool,
+    /// Made by `AcceptEx` to receive a new connection's first bytes; the program's own
+    /// `CreateIoCompletionPort` replaces it.
+    pub(crate) provisional: bool,
+    /// `closesocket`/`CloseHandle` was called: operations cancelled now were aborted locally.
+    pub(crate) closing: AtomicBool,
+    /// `SetFileCompletionNotificationModes` flags.
+    pub(crate) modes: AtomicU8,
+    inflight: Mutex<Vec<Inflight>>,
+    /// The file's identity, to tell a stale entry (the program closed the fd with `close`) from a
+    /// live one.
+    ino: (u64, u64),
+}
+
+/// An operation in flight, for `CancelIo`/`CancelIoEx`.
+struct Inflight {
+    seq: u64,
+    ov: usize,
+    /// Known once started.
+    id: Option<OpId>,
+    thread: u64,
+    /// A cancel came before the id was known.
+    cancel: bool,
+}
+
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// A number for the calling thread (CancelIo cancels only the calling thread's operations).
+pub(crate) fn thread_no() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NO: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NO.with(|n| *n)
+}
+
+/// The fds associated with ports, by the program's fd number.
+static FDS: RwLock<Option<HashMap<RawFd, Arc<Assoc>>>> = RwLock::new(None);
+
+/// The association of `fd`, if any.
+pub(crate) fn assoc_of(fd: RawFd) -> Option<Arc<Assoc>> {
+    let map = FDS.read().unwrap_or_else(PoisonError::into_inner);
+    map.as_ref()?.get(&fd).cloned()
+}
+
+/// Takes `fd`'s association out of the table (`closesocket`); the caller drops it, which cancels
+/// its operations.
+pub(crate) fn unassociate(fd: RawFd) -> Option<Arc<Assoc>> {
+    let mut map = FDS.write().unwrap_or_else(PoisonError::into_inner);
+    map.as_mut()?.remove(&fd)
+}
+
+/// The identity of the file `fd` refers to, and its type bits.
+pub(crate) fn identity(fd: RawFd) -> Option<((u64, u64), libc::mode_t)> {
+    // SAFETY: an all-zero stat is a valid value; fstat writes it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; fstat only reads the fd table.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some(((st.st_dev, st.st_ino), st.st_mode & libc::S_IFMT))
+}
+
+/// Why an association failed, as a Win32 error.
+pub(crate) fn associate(
+    fd: RawFd,
+    port: &Port,
+    key: usize,
+    provisional: bool,
+) -> Result<Arc<Assoc>, DWORD> {
+    let Some((ino, kind)) = identity(fd) else {
+        return Err(ERROR_INVALID_HANDLE);
+    };
+    if crate::file::is_synchronous(fd, ino) {
+        // Windows: a handle opened without FILE_FLAG_OVERLAPPED cannot be associated.
+        return Err(ERROR_INVALID_PARAMETER);
+    }
+    let stale;
+    {
+        let map = FDS.read().unwrap_or_else(PoisonError::into_inner);
+        match map.as_ref().and_then(|m| m.get(&fd)) {
+            Some(old) if !old.provisional && old.ino == ino => return Err(ERROR_INVALID_PARAMETER),
+            Some(_) => stale = true,
+            None => stale = false,
+        }
+    }
+    // SAFETY: F_DUPFD_CLOEXEC takes an int argument and only creates a new fd.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(crate::status::status_to_win32(errno_to_status(
+            crate::status::errno(),
+            Origin::File,
+        )));
+    }
+    // SAFETY: `dup` is a new fd that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+    let handle = port.associate(owned, key).map_err(|e| match e {
+        Error::Closed => ERROR_INVALID_HANDLE,
+        Error::BadFd { .. } => ERROR_INVALID_HANDLE,
+        Error::Register { source, .. } => crate::status::status_to_win32(errno_to_status(
+            source.raw_os_error().unwrap_or(libc::EINVAL),
+            Origin::File,
+        )),
+        _ => ERROR_INVALID_PARAMETER,
+    })?;
+    let assoc = Arc::new(Assoc {
+        fd,
+        handle,
+        key,
+        socket: kind == libc::S_IFSOCK,
+        seekable: kind == libc::S_IFREG || kind == libc::S_IFBLK,
+        provisional,
+        closing: AtomicBool::new(false),
+        modes: AtomicU8::new(0),
+        inflight: Mutex::new(Vec::new()),
+        ino,
+    });
+    let old = {
+        let mut map = FDS.write().unwrap_or_else(PoisonError::into_inner);
+        let map = map.get_or_insert_with(HashMap::new);
+        match map.get(&fd) {
+            Some(o) if !stale && !o.provisional && o.ino == ino => {
+                // Associated by another thread meanwhile.
+                return Err(ERROR_INVALID_PARAMETER);
+            }
+            _ => map.insert(fd, assoc.clone()),
+        }
+    };
+    // Dropped outside the table's lock: dropping cancels the old entry's operations.
+    drop(old);
+    Ok(assoc)
+}
+
+/// Gives `fd`'s association a new duplicate after the program's fd was made to refer to another
+/// socket (`AcceptEx` into an associated socket, `DisconnectEx(TF_REUSE_SOCKET)`): same port, key
+/// and modes.
+pub(crate) fn rebind(fd: RawFd) {
+    let Some(old) = assoc_of(fd) else { return };
+    let port = old.handle.port().clone();
+    let modes = old.modes.load(Ordering::Relaxed);
+    let (key, provisional) = (old.key, old.provisional);
+    drop(old);
+    if let Some(old) = unassociate(fd) {
+        drop(old);
+    }
+    if let Ok(new) = associate(fd, &port, key, provisional) {
+        new.set_modes(modes);
+    }
+}
+
+impl Assoc {
+    /// Records an operation about to start with `ov`; returns its sequence number.
+    pub(crate) fn begin(&self, ov: *mut OVERLAPPED) -> u64 {
+        let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inflight).push(Inflight {
+            seq,
+            ov: ov as usize,
+            id: None,
+            thread: thread_no(),
+            cancel: false,
+        });
+        seq
+    }
+
+    /// The operation `seq` is in flight as `id`; cancels it if a cancel came meanwhile.
+    fn started(&self, seq: u64, id: OpId) {
+        let cancel = {
+            let mut v = lock(&self.inflight);
+            match v.iter_mut().find(|e| e.seq == seq) {
+                Some(e) => {
+                    e.id = Some(id);
+                    e.cancel
+                }
+                None => false,
+            }
+        };
+        if cancel {
+            let _ = self.handle.port().cancel(id);
+        }
+    }
+
+    /// The operation `seq` is over.
+    pub(crate) fn forget(&self, seq: u64) {
+        let mut v = lock(&self.inflight);
+        if let Some(i) = v.iter().position(|e| e.seq == seq) {
+            v.swap_remove(i);
+        }
+    }
+
+    /// Cancels the operations started with `ov` (any if `None`) by `thread` (any if `None`);
+    /// returns whether there was one.
+    pub(crate) fn cancel(&self, ov: Option<usize>, thread: Option<u64>) -> bool {
+        let mut ids = Vec::new();
+        let mut found = false;
+        {
+            let mut v = lock(&self.inflight);
+            for e in v.iter_mut() {
+                if ov.is_some_and(|o| o != e.ov) || thread.is_some_and(|t| t != e.thread) {
+                    continue;
+                }
+                found = true;
+                match e.id {
+                    Some(id) => ids.push(id),
+                    None => e.cancel = true,
+                }
+            }
+        }
+        for id in ids {
+            let _ = self.handle.port().cancel(id);
+        }
+        found
+    }
+
+    /// Sets the `SetFileCompletionNotificationModes` flags.
+    pub(crate) fn set_modes(&self, modes: u8) {
+        self.modes.store(modes, Ordering::Relaxed);
+        self.handle
+            .set_skip_on_success(modes & FILE_SKIP_COMPLETION_PORT_ON_SUCCESS != 0);
+    }
+
+    /// The origin of this fd's errors.
+    pub(crate) fn origin(&self) -> Origin {
+        if self.socket {
+            Origin::Socket
+        } else {
+            Origin::File
+        }
+    }
+}
+
+/// How an operation started.
+pub(crate) enum Outcome {
+    /// In flight: its packet will come.
+    Pending,
+    /// Completed at once (skip-on-success), or failed at once; no packet will come. The
+    /// `OVERLAPPED` holds the outcome; `ctx` is the operation's context, handed back.
+    Now {
+        status: NTSTATUS,
+        bytes: usize,
+        ctx: Ctx,
+    },
+}
+
+/// Starts an operation on `assoc` with `ctx` (whose `OVERLAPPED` is marked in flight) through
+/// `start`, and records it for cancellation.
+pub(crate) fn start(
+    assoc: &Arc<Assoc>,
+    mut ctx: Ctx,
+    start: impl FnOnce(&Handle<Ctx, RawBuf>, Ctx) -> Result<Started<Ctx, RawBuf>, OpError<Ctx, RawBuf>>,
+) -> Outcome {
+    let ov = ctx.ov;
+    let seq = assoc.begin(ov as *mut OVERLAPPED);
+    ctx.op = Some((assoc.clone(), seq));
+    match start(&assoc.handle, ctx) {
+        Ok(Started::Pending(id)) => {
+            assoc.started(seq, id);
+            Outcome::Pending
+        }
+        Ok(Started::Done(mut packet)) => {
+            // Completed at once on a skip-on-success handle: finished as the hook would, and no
+            // packet.
+            finish(&mut packet);
+            Outcome::Now {
+                status: packet.value.status,
+                bytes: packet.bytes,
+                ctx: packet.value,
+            }
+        }
+        Err(e) => {
+            assoc.forget(seq);
+            let status = error_status(&e.error, assoc.origin());
+            write_ov(ov, status, 0);
+            let mut ctx = e.value;
+            ctx.status = status;
+            Outcome::Now {
+                status,
+                bytes: 0,
+                ctx,
+            }
+        }
+    }
+}
+
+/// The NTSTATUS of an operation that could not be started.
+pub(crate) fn error_status(e: &Error, origin: Origin) -> NTSTATUS {
+    match e {
+        Error::Closed | Error::BadFd { .. } => STATUS_INVALID_HANDLE,
+        Error::InvalidBuffer { .. } | Error::InvalidArgument { .. } => STATUS_INVALID_PARAMETER,
+        Error::Unsupported { .. } => STATUS_NOT_SUPPORTED,
+        Error::Submit { source, .. } | Error::Register { source, .. } => {
+            errno_to_status(source.raw_os_error().unwrap_or(libc::EIO), origin)
+        }
+        _ => STATUS_UNSUCCESSFUL,
+    }
+}
+
+// ---- Completion ----------------------------------------------------------------------------------
+
+/// The ports' completion hook: finishes each operation's packet before it can be dequeued.
+pub(crate) fn hook(packet: &mut Packet<Ctx, RawBuf>) {
+    // A panic must not unwind into the port's reaping; the OVERLAPPED then says "failed".
+    let ov = packet.value.ov;
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finish(packet))).is_err() {
+        packet.value.status = STATUS_UNSUCCESSFUL;
+        packet.value.follow = false;
+        write_ov(ov, STATUS_UNSUCCESSFUL, 0);
+    }
+}
+
+/// Computes the packet's NTSTATUS and byte count, does the work that must happen before anyone
+/// can see the operation as done (an accepted connection put under the program's socket, a
+/// sender's address written), then writes the `OVERLAPPED` unless the operation goes on.
+pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
+    let errno = packet.status.errno().unwrap_or(0);
+    let peer = packet.peer_addr();
+    let ctx = &mut packet.value;
+    let (origin, closing) = match &ctx.op {
+        Some((assoc, seq)) => {
+            assoc.forget(*seq);
+            (assoc.origin(), assoc.closing.load(Ordering::Relaxed))
+        }
+        None => (Origin::Socket, false),
+    };
+    let mut status = errno_to_status(errno, origin);
+    let mut bytes = packet.bytes;
+    let ok = errno == 0;
+    match ctx.kind {
+        Kind::Posted => {}
+        Kind::Recv | Kind::RecvZero | Kind::Send | Kind::RecvFrom | Kind::SendTo => {
+            if errno == libc::ECANCELED && closing {
+                // Windows: a local closesocket aborts the socket's pending I/O.
+                status = STATUS_CONNECTION_ABORTED;
+            } else if ok && ctx.kind == Kind::RecvZero {
+                bytes = 0;
+            } else if ok && ctx.kind == Kind::RecvFrom {
+                if let (Some(Extra::From { from, fromlen }), Some(addr)) =
+                    (ctx.extra.as_deref(), peer)
+                {
+                    crate::sock::write_sockaddr(&addr, *from, *fromlen);
+                }
+            }
+        }
+        Kind::Read => {
+            let asked = match &packet.data {
+                Data::Buf(b) => b.len(),
+                _ => 0,
+            };
+            if ok && bytes == 0 && asked > 0 {
+                status = match &ctx.op {
+                    Some((a, _)) if a.socket => STATUS_SUCCESS,
+                    Some((a, _)) if !a.seekable => STATUS_PIPE_BROKEN,
+                    _ => STATUS_END_OF_FILE,
+                };
+            }
+        }
+        Kind::Write => {}
+        Kind::Accept => {
+            if ok {
+                status = crate::sock::accept_done(ctx, &mut packet.data);
+                if status == STATUS_SUCCESS {
+                    bytes = 0;
+                }
+            } else if errno == libc::ECANCELED {
+                status = STATUS_CANCELLED;
+            }
+            if let Some(Extra::Accept(info)) = ctx.extra.as_deref() {
+                packet.key = info.listen_key;
+                if status != STATUS_SUCCESS {
+                    crate::sock::accept_abandoned(info);
+                }
+            }
+        }
+        Kind::AcceptRecv => {
+            if let Some(Extra::Accept(info)) = ctx.extra.as_deref() {
+                packet.key = info.listen_key;
+            }
+        }
+        Kind::Connect => {
+            if ok && matches!(ctx.extra.as_deref(), Some(Extra::Connect { len, .. }) if *len > 0) {
+                ctx.follow = true;
+            }
+        }
+        Kind::ConnectSend => {}
+        Kind::Disconnect => {
+            if ok && matches!(ctx.extra.as_deref(), Some(Extra::Reuse)) {
+                ctx.follow = true;
+            }
+        }
+    }
+    ctx.status = status;
+    packet.bytes = bytes;
+    if !ctx.follow {
+        write_ov(ctx.ov, status, bytes);
+    }
+}
+
+/// A packet as the program should see it, after what has to happen on the dequeuing thread:
+/// `None` if it is not for the program (its operation goes on, or `hEvent` asked for no packet).
+pub(crate) fn deliver(mut packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, RawBuf>> {
+    if packet.value.follow {
+        packet.value.follow = false;
+        packet = crate::sock::follow_up(packet)?;
+    }
+    if packet.value.silent {
+        return None;
+    }
+    Some(packet)
+}
+
+/// The fd of `assoc` as the program knows it.
+impl AsRawFd for Assoc {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}

@@ -1,0 +1,50 @@
+//! The Win32 completion-port and Winsock names as a C library, on `iocport`.
+//!
+//! A Windows IOCP server in C or C++ builds against `include/iocport/windows.h` with only its
+//! includes changed: `CreateIoCompletionPort`, `GetQueuedCompletionStatus(Ex)`,
+//! `PostQueuedCompletionStatus`, `WSARecv`, `WSASend`, `AcceptEx`, `ConnectEx`, `ReadFile`,
+//! `WriteFile`, `CancelIoEx` and the rest keep Windows' return values, last errors and
+//! `OVERLAPPED` rules (see `docs/porting.md`).
+//!
+//! How it maps:
+//! - A completion port is an `iocport::CompletionPort` whose packets carry a small `Ctx`
+//!   (the caller's `OVERLAPPED` and what the operation needs to finish); its `HANDLE` is an entry
+//!   of a table (`handles.rs`) encoded so that it never equals an fd, NULL or
+//!   `INVALID_HANDLE_VALUE`.
+//! - A `SOCKET` (and the `HANDLE` of a file) is the Linux fd. Associating it with a port associates
+//!   a duplicate of the fd with the `iocport` port, so the program's number stays its own:
+//!   `closesocket` closes it at once, and `AcceptEx` can put a new connection under it.
+//! - Operations go through `iocport`; the port's completion hook (`core::hook`) writes
+//!   `OVERLAPPED.InternalHigh` and then `Internal` (the NTSTATUS) before the packet can be
+//!   dequeued, and never touches the `OVERLAPPED` after.
+//! - Errors travel as NTSTATUS and become Win32 or Winsock codes per API (`status.rs`).
+//!
+//! No panic crosses the ABI: every entry point runs inside `guard`, which turns one into a
+//! failure with `ERROR_INTERNAL_ERROR`.
+
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+// `iocport` hands an operation's context and buffers back by value when it cannot start it; the
+// closures that start operations return that as is.
+#![allow(clippy::result_large_err)]
+
+mod core;
+mod file;
+mod handles;
+mod port;
+mod sock;
+mod status;
+mod types;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs an entry point's body; a panic becomes `fail` with `ERROR_INTERNAL_ERROR` as the last
+/// error, never an unwind into C.
+pub(crate) fn guard<R>(fail: R, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(_) => {
+            status::set_last_error(types::ERROR_INTERNAL_ERROR);
+            fail
+        }
+    }
+}

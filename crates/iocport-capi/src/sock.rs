@@ -1,0 +1,1339 @@
+//! Winsock: sockets, `WSARecv`/`WSASend` and their datagram forms, the Microsoft extensions
+//! (`AcceptEx`, `ConnectEx`, `DisconnectEx`, `GetAcceptExSockaddrs`, found through `WSAIoctl`),
+//! and the few socket options Winsock adds.
+
+use std::ffi::c_void;
+use std::mem::{size_of, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use iocport::{Data, Interest, Packet};
+
+use crate::core::{
+    assoc_of, associate, begin_ov, check_ov, identity, lock, rebind, start, write_ov, AcceptInfo,
+    Assoc, Ctx, Extra, Kind, Outcome, RawBuf,
+};
+use crate::guard;
+use crate::status::{errno, errno_to_wsa, nt_success, set_last_error, status_to_wsa};
+use crate::types::*;
+
+/// `WSAStartup` calls not yet matched by `WSACleanup`.
+static STARTED: AtomicU32 = AtomicU32::new(0);
+
+/// Turns a Winsock call's result into its return value and last error.
+fn wsa_int(r: Result<(), DWORD>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            set_last_error(e);
+            SOCKET_ERROR
+        }
+    }
+}
+
+/// Turns an extension function's result into its BOOL and last error.
+fn wsa_bool(r: Result<(), DWORD>) -> BOOL {
+    match r {
+        Ok(()) => TRUE,
+        Err(e) => {
+            set_last_error(e);
+            FALSE
+        }
+    }
+}
+
+/// The fd of a SOCKET value, or WSAENOTSOCK.
+fn sock_fd(s: SOCKET) -> Result<RawFd, DWORD> {
+    if s > i32::MAX as usize {
+        return Err(WSAENOTSOCK);
+    }
+    Ok(s as RawFd)
+}
+
+/// The association of a socket that overlapped operations need: WSAENOTSOCK if `s` is not a
+/// socket, WSAEINVAL if it is one that is not associated with a port.
+fn sock_assoc(s: SOCKET) -> Result<std::sync::Arc<Assoc>, DWORD> {
+    let fd = sock_fd(s)?;
+    match assoc_of(fd) {
+        Some(a) if a.socket => Ok(a),
+        Some(_) => Err(WSAENOTSOCK),
+        None => match identity(fd) {
+            Some((_, kind)) if kind == libc::S_IFSOCK => Err(WSAEINVAL),
+            _ => Err(WSAENOTSOCK),
+        },
+    }
+}
+
+/// Checks that `s` is an open socket.
+fn is_socket(s: SOCKET) -> Result<RawFd, DWORD> {
+    let fd = sock_fd(s)?;
+    match identity(fd) {
+        Some((_, kind)) if kind == libc::S_IFSOCK => Ok(fd),
+        _ => Err(WSAENOTSOCK),
+    }
+}
+
+/// Moves a new fd to 3 or above, so that no socket or file is ever fd 0 (a NULL HANDLE) or
+/// takes the place of a standard stream.
+pub(crate) fn lift(fd: RawFd) -> RawFd {
+    if fd > 2 {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC creates a new fd at 3 or above; `fd` is ours (just created).
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    // SAFETY: `fd` is ours and no longer needed, whether or not the dup worked.
+    unsafe { libc::close(fd) };
+    high
+}
+
+// ---- Start-up and errors -------------------------------------------------------------------------
+
+/// Starts Winsock: versions 1.0 to 2.2 are accepted, as Windows does.
+#[no_mangle]
+pub unsafe extern "C" fn WSAStartup(wVersionRequested: u16, lpWSAData: *mut WSADATA) -> i32 {
+    guard(WSASYSNOTREADY_I, || {
+        let (lo, hi) = (wVersionRequested & 0xff, wVersionRequested >> 8);
+        if !lpWSAData.is_null() {
+            let version = if lo == 0 || lo > 2 || (lo == 2 && hi > 2) {
+                0x0202
+            } else if lo == 1 && hi > 1 {
+                0x0101
+            } else {
+                wVersionRequested
+            };
+            // SAFETY: checked not NULL; the caller's WSADATA.
+            let d = unsafe { &mut *lpWSAData };
+            d.wVersion = version;
+            d.wHighVersion = 0x0202;
+            d.iMaxSockets = if lo == 1 { 32767 } else { 0 };
+            d.iMaxUdpDg = if lo == 1 { 65467 } else { 0 };
+            d.lpVendorInfo = std::ptr::null_mut();
+            copy_cstr(&mut d.szDescription, "WinSock 2.0 (iocport)");
+            copy_cstr(&mut d.szSystemStatus, "Running");
+        }
+        if lo == 0 {
+            return WSAVERNOTSUPPORTED as i32;
+        }
+        if lpWSAData.is_null() {
+            return WSAEFAULT as i32;
+        }
+        STARTED.fetch_add(1, Ordering::AcqRel);
+        0
+    })
+}
+
+const WSASYSNOTREADY_I: i32 = 10091;
+
+fn copy_cstr(dst: &mut [std::ffi::c_char], s: &str) {
+    let n = s.len().min(dst.len() - 1);
+    for (d, b) in dst.iter_mut().zip(s.bytes().take(n)) {
+        *d = b as std::ffi::c_char;
+    }
+    dst[n] = 0;
+}
+
+/// Ends one `WSAStartup`.
+#[no_mangle]
+pub extern "C" fn WSACleanup() -> i32 {
+    guard(SOCKET_ERROR, || {
+        let r = STARTED.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        wsa_int(r.map(|_| ()).map_err(|_| WSANOTINITIALISED))
+    })
+}
+
+/// The calling thread's last error (the same value as `GetLastError`).
+#[no_mangle]
+pub extern "C" fn WSAGetLastError() -> i32 {
+    crate::status::last_error() as i32
+}
+
+/// Sets the calling thread's last error.
+#[no_mangle]
+pub extern "C" fn WSASetLastError(iError: i32) {
+    set_last_error(iError as DWORD)
+}
+
+// ---- Sockets -------------------------------------------------------------------------------------
+
+fn new_socket(af: i32, ty: i32, protocol: i32, info: *mut c_void) -> Result<SOCKET, DWORD> {
+    if STARTED.load(Ordering::Acquire) == 0 {
+        return Err(WSANOTINITIALISED);
+    }
+    if !info.is_null() {
+        return Err(WSAEINVAL);
+    }
+    // SAFETY: socket(2) takes plain integers.
+    let fd = unsafe { libc::socket(af, ty | libc::SOCK_CLOEXEC, protocol) };
+    if fd < 0 {
+        return Err(errno_to_wsa(errno()));
+    }
+    let fd = lift(fd);
+    if fd < 0 {
+        return Err(errno_to_wsa(errno()));
+    }
+    Ok(fd as SOCKET)
+}
+
+fn socket_ret(r: Result<SOCKET, DWORD>) -> SOCKET {
+    match r {
+        Ok(s) => s,
+        Err(e) => {
+            set_last_error(e);
+            INVALID_SOCKET
+        }
+    }
+}
+
+/// Creates a socket (overlapped or not: every socket here can take overlapped operations).
+#[no_mangle]
+pub unsafe extern "C" fn WSASocketA(
+    af: i32,
+    ty: i32,
+    protocol: i32,
+    lpProtocolInfo: *mut c_void,
+    _g: u32,
+    _dwFlags: DWORD,
+) -> SOCKET {
+    guard(INVALID_SOCKET, || {
+        socket_ret(new_socket(af, ty, protocol, lpProtocolInfo))
+    })
+}
+
+/// As `WSASocketA`.
+#[no_mangle]
+pub unsafe extern "C" fn WSASocketW(
+    af: i32,
+    ty: i32,
+    protocol: i32,
+    lpProtocolInfo: *mut c_void,
+    _g: u32,
+    _dwFlags: DWORD,
+) -> SOCKET {
+    guard(INVALID_SOCKET, || {
+        socket_ret(new_socket(af, ty, protocol, lpProtocolInfo))
+    })
+}
+
+/// Winsock's `socket` (the header maps `socket` to it).
+#[no_mangle]
+pub extern "C" fn iocp_socket(af: i32, ty: i32, protocol: i32) -> SOCKET {
+    guard(INVALID_SOCKET, || {
+        socket_ret(new_socket(af, ty, protocol, std::ptr::null_mut()))
+    })
+}
+
+/// Closes a socket: its pending operations end with `ERROR_CONNECTION_ABORTED` (receives and
+/// sends) or `ERROR_OPERATION_ABORTED`.
+#[no_mangle]
+pub extern "C" fn closesocket(s: SOCKET) -> i32 {
+    guard(SOCKET_ERROR, || {
+        wsa_int(is_socket(s).and_then(|fd| {
+            crate::port::close_fd(fd).map_err(|e| {
+                if e == libc::EBADF {
+                    WSAENOTSOCK
+                } else {
+                    errno_to_wsa(e)
+                }
+            })
+        }))
+    })
+}
+
+/// Winsock's `setsockopt` (the header maps `setsockopt` to it): `SO_UPDATE_ACCEPT_CONTEXT` and
+/// `SO_UPDATE_CONNECT_CONTEXT` are accepted (Linux sockets need no update); the rest reaches libc.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_setsockopt(
+    s: SOCKET,
+    level: i32,
+    optname: i32,
+    optval: *const c_void,
+    optlen: i32,
+) -> i32 {
+    guard(SOCKET_ERROR, || {
+        wsa_int((|| {
+            let fd = is_socket(s)?;
+            if level == libc::SOL_SOCKET
+                && (optname == SO_UPDATE_ACCEPT_CONTEXT || optname == SO_UPDATE_CONNECT_CONTEXT)
+            {
+                if optname == SO_UPDATE_ACCEPT_CONTEXT {
+                    if optval.is_null() || (optlen != 4 && optlen != 8) {
+                        return Err(WSAEFAULT);
+                    }
+                    // SAFETY: checked not NULL; `optlen` says how many bytes the caller gave.
+                    let listener = unsafe {
+                        if optlen == 8 {
+                            (optval as *const u64).read_unaligned() as usize
+                        } else {
+                            (optval as *const u32).read_unaligned() as usize
+                        }
+                    };
+                    is_socket(listener)?;
+                }
+                return Ok(());
+            }
+            if optlen < 0 {
+                return Err(WSAEFAULT);
+            }
+            // SAFETY: the caller's option buffer of `optlen` bytes, as setsockopt(2) takes it.
+            let rc =
+                unsafe { libc::setsockopt(fd, level, optname, optval, optlen as libc::socklen_t) };
+            if rc != 0 {
+                return Err(errno_to_wsa(errno()));
+            }
+            Ok(())
+        })())
+    })
+}
+
+// ---- Addresses -----------------------------------------------------------------------------------
+
+/// `addr` as a kernel socket address.
+pub(crate) fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, usize) {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { (&mut st as *mut _ as *mut libc::sockaddr_in).write(sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo().to_be(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { (&mut st as *mut _ as *mut libc::sockaddr_in6).write(sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (st, len)
+}
+
+/// The socket address at `ptr` (`len` bytes), if it is an IPv4 or IPv6 one.
+///
+/// # Safety
+///
+/// `ptr` must point to `len` readable bytes.
+pub(crate) unsafe fn from_raw(ptr: *const libc::sockaddr, len: usize) -> Option<SocketAddr> {
+    if ptr.is_null() || len < size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: at least the family is readable (checked above; the caller vouches for `len`).
+    let family = unsafe { std::ptr::addr_of!((*ptr).sa_family).read_unaligned() };
+    match family as i32 {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `len` covers a sockaddr_in.
+            let sin = unsafe { (ptr as *const libc::sockaddr_in).read_unaligned() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: `len` covers a sockaddr_in6.
+            let sin6 = unsafe { (ptr as *const libc::sockaddr_in6).read_unaligned() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                u32::from_be(sin6.sin6_flowinfo),
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Writes `addr` to the caller's `(sockaddr *out, int *len)` pair: at most `*len` bytes, and the
+/// full length into `*len`.
+pub(crate) fn write_sockaddr(addr: &SocketAddr, out: usize, lenp: usize) {
+    if out == 0 || lenp == 0 {
+        return;
+    }
+    let (st, len) = to_raw(addr);
+    // SAFETY: `lenp` and `out` are the caller's out-parameters of an operation in flight
+    // (WSARecvFrom), valid until it completes; at most `*lenp` bytes are written to `out`.
+    unsafe {
+        let lenp = lenp as *mut i32;
+        let cap = lenp.read_unaligned().max(0) as usize;
+        std::ptr::copy_nonoverlapping(&st as *const _ as *const u8, out as *mut u8, len.min(cap));
+        lenp.write_unaligned(len as i32);
+    }
+}
+
+/// A socket's own or its peer's address.
+fn sock_name(fd: RawFd, peer: bool) -> Option<SocketAddr> {
+    let mut st = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `st` has room for `len` bytes; the call writes at most that.
+    let rc = unsafe {
+        if peer {
+            libc::getpeername(fd, st.as_mut_ptr() as *mut libc::sockaddr, &mut len)
+        } else {
+            libc::getsockname(fd, st.as_mut_ptr() as *mut libc::sockaddr, &mut len)
+        }
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the kernel wrote `len` bytes of `st`.
+    unsafe { from_raw(st.as_ptr() as *const libc::sockaddr, len as usize) }
+}
+
+/// The smallest address area `AcceptEx` takes: Windows asks for 16 bytes more than the largest
+/// address (`sizeof(sockaddr_in) + 16`); an IPv6 address fits too in this layout.
+const MIN_ADDR_AREA: u32 = 32;
+
+/// Writes an address into one of `AcceptEx`'s areas, in Wine's layout: an `int` length, then the
+/// address.
+fn write_area(area: usize, cap: u32, addr: Option<SocketAddr>) {
+    let Some(addr) = addr else { return };
+    let (st, len) = to_raw(&addr);
+    let n = len.min(cap as usize - size_of::<i32>());
+    // SAFETY: `area` is `cap` bytes of the caller's AcceptEx buffer (cap >= MIN_ADDR_AREA, checked
+    // when the call was made), valid until the operation completes, which is now.
+    unsafe {
+        (area as *mut i32).write_unaligned(len as i32);
+        std::ptr::copy_nonoverlapping(
+            &st as *const _ as *const u8,
+            (area as *mut u8).add(size_of::<i32>()),
+            n,
+        );
+    }
+}
+
+// ---- Receives and sends --------------------------------------------------------------------------
+
+/// The caller's WSABUF array.
+///
+/// # Safety
+///
+/// `bufs` must point to `count` WSABUFs (checked not NULL here).
+unsafe fn wsabufs<'a>(bufs: *const WSABUF, count: DWORD) -> Result<&'a [WSABUF], DWORD> {
+    if bufs.is_null() {
+        return Err(WSAEFAULT);
+    }
+    if count == 0 {
+        return Err(WSAEINVAL);
+    }
+    // SAFETY: the caller vouches for `count` entries.
+    let v = unsafe { std::slice::from_raw_parts(bufs, count as usize) };
+    if v.iter().any(|b| b.buf.is_null() && b.len > 0) {
+        return Err(WSAEFAULT);
+    }
+    Ok(v)
+}
+
+/// The iovecs of a WSABUF array (converted: the layouts differ).
+fn iovecs(bufs: &[WSABUF]) -> Vec<libc::iovec> {
+    bufs.iter()
+        .map(|b| libc::iovec {
+            iov_base: b.buf as *mut c_void,
+            iov_len: b.len as usize,
+        })
+        .collect()
+}
+
+/// The receive flags Winsock callers may pass: MSG_OOB, MSG_PEEK, MSG_WAITALL.
+const RECV_FLAGS: i32 = libc::MSG_OOB | libc::MSG_PEEK | libc::MSG_WAITALL;
+/// The send flags: MSG_OOB, MSG_DONTROUTE.
+const SEND_FLAGS: i32 = libc::MSG_OOB | libc::MSG_DONTROUTE;
+
+/// A blocking receive or send (no OVERLAPPED): `recvmsg`/`sendmsg` on the caller's buffers.
+fn sync_msg(
+    fd: RawFd,
+    bufs: &[WSABUF],
+    flags: i32,
+    addr: Option<(usize, usize)>,
+    to: Option<SocketAddr>,
+    send: bool,
+) -> Result<usize, DWORD> {
+    let mut iov = iovecs(bufs);
+    // SAFETY: an all-zero msghdr is valid (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
+    let mut st = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut to_raw_buf;
+    if let Some(a) = to {
+        to_raw_buf = to_raw(&a);
+        msg.msg_name = &mut to_raw_buf.0 as *mut _ as *mut c_void;
+        msg.msg_namelen = to_raw_buf.1 as libc::socklen_t;
+    } else if addr.is_some() {
+        msg.msg_name = st.as_mut_ptr() as *mut c_void;
+        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    }
+    // SAFETY: `msg` points to iovecs over the caller's buffers and to our address storage.
+    let n = unsafe {
+        if send {
+            libc::sendmsg(fd, &msg, flags | libc::MSG_NOSIGNAL)
+        } else {
+            libc::recvmsg(fd, &mut msg, flags)
+        }
+    };
+    if n < 0 {
+        return Err(errno_to_wsa(errno()));
+    }
+    if let Some((from, fromlen)) = addr {
+        if msg.msg_namelen > 0 {
+            // SAFETY: the kernel wrote `msg_namelen` bytes of `st`.
+            if let Some(a) = unsafe {
+                from_raw(
+                    st.as_ptr() as *const libc::sockaddr,
+                    msg.msg_namelen as usize,
+                )
+            } {
+                write_sockaddr(&a, from, fromlen);
+            }
+        }
+    }
+    Ok(n as usize)
+}
+
+/// Hands a completed-at-once result to a Winsock caller: the byte count, or the error.
+fn now_result(status: NTSTATUS, bytes: usize, lp_bytes: *mut DWORD) -> Result<(), DWORD> {
+    if nt_success(status) {
+        if !lp_bytes.is_null() {
+            // SAFETY: checked not NULL; the caller's out-parameter.
+            unsafe { *lp_bytes = bytes as DWORD };
+        }
+        Ok(())
+    } else {
+        Err(status_to_wsa(status))
+    }
+}
+
+/// Queues the packet of an operation that completed at once with nothing to transfer (a
+/// zero-length send or write), unless skip-on-success or `hEvent` says not to.
+pub(crate) fn complete_empty(assoc: &Assoc, ov: *mut OVERLAPPED, kind: Kind, silent: bool) {
+    write_ov(ov as usize, STATUS_SUCCESS, 0);
+    let skip = assoc.modes.load(Ordering::Relaxed) & FILE_SKIP_COMPLETION_PORT_ON_SUCCESS != 0;
+    if !skip && !silent {
+        let mut ctx = Ctx::new(ov, kind, false);
+        ctx.status = STATUS_SUCCESS;
+        let _ = assoc
+            .handle
+            .port()
+            .post_packet(Packet::new(assoc.key, 0, ctx));
+    }
+}
+
+struct RecvArgs {
+    s: SOCKET,
+    bufs: *mut WSABUF,
+    count: DWORD,
+    lp_bytes: *mut DWORD,
+    lp_flags: *mut DWORD,
+    from: Option<(usize, usize)>,
+    ov: *mut OVERLAPPED,
+    routine: *mut c_void,
+}
+
+fn recv_impl(a: RecvArgs) -> Result<(), DWORD> {
+    let fd = sock_fd(a.s)?;
+    if !a.routine.is_null() {
+        return Err(WSAEOPNOTSUPP);
+    }
+    // SAFETY: the caller passes `count` WSABUFs (NULL is refused inside).
+    let bufs = unsafe { wsabufs(a.bufs, a.count) }?;
+    if a.lp_flags.is_null() {
+        return Err(WSAEFAULT);
+    }
+    // SAFETY: checked not NULL; the caller's in/out flags.
+    let flags = unsafe { *a.lp_flags } as i32;
+    if flags & !RECV_FLAGS != 0 {
+        return Err(WSAEOPNOTSUPP);
+    }
+    if a.ov.is_null() {
+        let fd = is_socket(a.s)?;
+        let n = sync_msg(fd, bufs, flags, a.from, None, false)?;
+        // SAFETY: checked not NULL above.
+        unsafe { *a.lp_flags = 0 };
+        return now_result(STATUS_SUCCESS, n, a.lp_bytes);
+    }
+    if !check_ov(a.ov) {
+        return Err(WSAEFAULT);
+    }
+    let assoc = sock_assoc(fd as SOCKET)?;
+    let live: Vec<&WSABUF> = bufs.iter().filter(|b| b.len > 0).collect();
+    if a.from.is_some() && (live.len() > 1 || flags != 0) {
+        return Err(WSAEOPNOTSUPP);
+    }
+    if live.len() > 1 && flags != 0 {
+        return Err(WSAEOPNOTSUPP);
+    }
+    let silent = begin_ov(a.ov);
+    let outcome = if let Some((from, fromlen)) = a.from {
+        let mut ctx = Ctx::new(a.ov, Kind::RecvFrom, silent);
+        ctx.extra = Some(Box::new(Extra::From { from, fromlen }));
+        match live.first() {
+            Some(b) => {
+                let buf = RawBuf::new(b.buf as *mut u8, b.len as usize);
+                start(&assoc, ctx, |h, c| h.recv_from(buf, c))
+            }
+            None => start(
+                &assoc,
+                Ctx {
+                    kind: Kind::RecvZero,
+                    ..ctx
+                },
+                |h, c| h.poll(Interest::READABLE, c),
+            ),
+        }
+    } else {
+        match live.as_slice() {
+            [] => start(&assoc, Ctx::new(a.ov, Kind::RecvZero, silent), |h, c| {
+                h.poll(Interest::READABLE, c)
+            }),
+            [b] => {
+                let buf = RawBuf::new(b.buf as *mut u8, b.len as usize);
+                start(&assoc, Ctx::new(a.ov, Kind::Recv, silent), |h, c| {
+                    h.recv(buf, flags, c)
+                })
+            }
+            many => {
+                let v = many
+                    .iter()
+                    .map(|b| RawBuf::new(b.buf as *mut u8, b.len as usize))
+                    .collect();
+                start(&assoc, Ctx::new(a.ov, Kind::Recv, silent), |h, c| {
+                    h.readv(v, c)
+                })
+            }
+        }
+    };
+    match outcome {
+        Outcome::Pending => Err(WSA_IO_PENDING),
+        Outcome::Now { status, bytes, .. } => {
+            if nt_success(status) {
+                // SAFETY: checked not NULL above.
+                unsafe { *a.lp_flags = 0 };
+            }
+            now_result(status, bytes, a.lp_bytes)
+        }
+    }
+}
+
+/// Receives on a connected socket: overlapped (with `lpOverlapped`) or blocking.
+#[no_mangle]
+pub unsafe extern "C" fn WSARecv(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesRecvd: *mut DWORD,
+    lpFlags: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> i32 {
+    guard(SOCKET_ERROR, || {
+        wsa_int(recv_impl(RecvArgs {
+            s,
+            bufs: lpBuffers,
+            count: dwBufferCount,
+            lp_bytes: lpNumberOfBytesRecvd,
+            lp_flags: lpFlags,
+            from: None,
+            ov: lpOverlapped,
+            routine: lpCompletionRoutine,
+        }))
+    })
+}
+
+/// Receives a datagram and its sender's address.
+#[no_mangle]
+pub unsafe extern "C" fn WSARecvFrom(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesRecvd: *mut DWORD,
+    lpFlags: *mut DWORD,
+    lpFrom: *mut libc::sockaddr,
+    lpFromlen: *mut i32,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> i32 {
+    guard(SOCKET_ERROR, || {
+        if !lpFrom.is_null() && lpFromlen.is_null() {
+            set_last_error(WSAEFAULT);
+            return SOCKET_ERROR;
+        }
+        wsa_int(recv_impl(RecvArgs {
+            s,
+            bufs: lpBuffers,
+            count: dwBufferCount,
+            lp_bytes: lpNumberOfBytesRecvd,
+            lp_flags: lpFlags,
+            from: Some((lpFrom as usize, lpFromlen as usize)),
+            ov: lpOverlapped,
+            routine: lpCompletionRoutine,
+        }))
+    })
+}
+
+struct SendArgs {
+    s: SOCKET,
+    bufs: *mut WSABUF,
+    count: DWORD,
+    lp_bytes: *mut DWORD,
+    flags: DWORD,
+    to: Option<SocketAddr>,
+    ov: *mut OVERLAPPED,
+    routine: *mut c_void,
+}
+
+fn send_impl(a: SendArgs) -> Result<(), DWORD> {
+    let fd = sock_fd(a.s)?;
+    if !a.routine.is_null() {
+        return Err(WSAEOPNOTSUPP);
+    }
+    // SAFETY: the caller passes `count` WSABUFs (NULL is refused inside).
+    let bufs = unsafe { wsabufs(a.bufs, a.count) }?;
+    let flags = a.flags as i32;
+    if flags & !SEND_FLAGS != 0 {
+        return Err(WSAEOPNOTSUPP);
+    }
+    if a.ov.is_null() {
+        let fd = is_socket(a.s)?;
+        let n = sync_msg(fd, bufs, flags, None, a.to, true)?;
+        return now_result(STATUS_SUCCESS, n, a.lp_bytes);
+    }
+    if !check_ov(a.ov) {
+        return Err(WSAEFAULT);
+    }
+    let assoc = sock_assoc(fd as SOCKET)?;
+    let live: Vec<&WSABUF> = bufs.iter().filter(|b| b.len > 0).collect();
+    if (a.to.is_some() || flags != 0) && live.len() > 1 {
+        return Err(WSAEOPNOTSUPP);
+    }
+    let silent = begin_ov(a.ov);
+    let kind = if a.to.is_some() {
+        Kind::SendTo
+    } else {
+        Kind::Send
+    };
+    let outcome = match live.as_slice() {
+        [] => {
+            complete_empty(&assoc, a.ov, kind, silent);
+            return now_result(STATUS_SUCCESS, 0, a.lp_bytes);
+        }
+        [b] => {
+            let buf = RawBuf::new(b.buf as *mut u8, b.len as usize);
+            match a.to {
+                Some(to) => start(&assoc, Ctx::new(a.ov, kind, silent), |h, c| {
+                    h.send_to(buf, to, c)
+                }),
+                None => start(&assoc, Ctx::new(a.ov, kind, silent), |h, c| {
+                    h.send(buf, flags, c)
+                }),
+            }
+        }
+        many => {
+            let v = many
+                .iter()
+                .map(|b| RawBuf::new(b.buf as *mut u8, b.len as usize))
+                .collect();
+            start(&assoc, Ctx::new(a.ov, kind, silent), |h, c| h.writev(v, c))
+        }
+    };
+    match outcome {
+        Outcome::Pending => Err(WSA_IO_PENDING),
+        Outcome::Now { status, bytes, .. } => now_result(status, bytes, a.lp_bytes),
+    }
+}
+
+/// Sends on a connected socket: overlapped (with `lpOverlapped`) or blocking.
+#[no_mangle]
+pub unsafe extern "C" fn WSASend(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesSent: *mut DWORD,
+    dwFlags: DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> i32 {
+    guard(SOCKET_ERROR, || {
+        wsa_int(send_impl(SendArgs {
+            s,
+            bufs: lpBuffers,
+            count: dwBufferCount,
+            lp_bytes: lpNumberOfBytesSent,
+            flags: dwFlags,
+            to: None,
+            ov: lpOverlapped,
+            routine: lpCompletionRoutine,
+        }))
+    })
+}
+
+/// Sends a datagram to `lpTo`.
+#[no_mangle]
+pub unsafe extern "C" fn WSASendTo(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesSent: *mut DWORD,
+    dwFlags: DWORD,
+    lpTo: *const libc::sockaddr,
+    iTolen: i32,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> i32 {
+    guard(SOCKET_ERROR, || {
+        // SAFETY: the caller's address of `iTolen` bytes (NULL and short lengths refused inside).
+        let Some(to) = (unsafe { from_raw(lpTo, iTolen.max(0) as usize) }) else {
+            set_last_error(if lpTo.is_null() {
+                WSAEFAULT
+            } else {
+                WSAEAFNOSUPPORT
+            });
+            return SOCKET_ERROR;
+        };
+        wsa_int(send_impl(SendArgs {
+            s,
+            bufs: lpBuffers,
+            count: dwBufferCount,
+            lp_bytes: lpNumberOfBytesSent,
+            flags: dwFlags,
+            to: Some(to),
+            ov: lpOverlapped,
+            routine: lpCompletionRoutine,
+        }))
+    })
+}
+
+/// The outcome of an overlapped socket operation, as a Winsock error.
+#[no_mangle]
+pub unsafe extern "C" fn WSAGetOverlappedResult(
+    s: SOCKET,
+    lpOverlapped: *mut OVERLAPPED,
+    lpcbTransfer: *mut DWORD,
+    fWait: BOOL,
+    lpdwFlags: *mut DWORD,
+) -> BOOL {
+    guard(FALSE, || {
+        wsa_bool((|| {
+            is_socket(s)?;
+            if lpcbTransfer.is_null() || lpdwFlags.is_null() {
+                return Err(WSAEFAULT);
+            }
+            let (status, bytes) = crate::port::overlapped_result(lpOverlapped, fWait != 0)
+                .map_err(|e| {
+                    if e == ERROR_INVALID_PARAMETER {
+                        WSAEFAULT
+                    } else {
+                        e
+                    }
+                })?;
+            // SAFETY: checked not NULL; the caller's out-parameters.
+            unsafe {
+                *lpcbTransfer = bytes as DWORD;
+                *lpdwFlags = 0;
+            }
+            if nt_success(status) {
+                Ok(())
+            } else {
+                Err(status_to_wsa(status))
+            }
+        })())
+    })
+}
+
+// ---- The Microsoft extensions ---------------------------------------------------------------------
+
+/// Sockets `AcceptEx` is filling: the ticket of each pending accept and whether the program
+/// closed the socket meanwhile (then the connection must not be put under its number, which may
+/// name another file by now).
+static ACCEPTING: Mutex<Vec<(RawFd, u64, bool)>> = Mutex::new(Vec::new());
+static TICKETS: AtomicU64 = AtomicU64::new(1);
+
+/// Closes the program's fd `fd`, telling pending `AcceptEx` calls into it first.
+pub(crate) fn close_accepting(fd: RawFd) -> Result<(), i32> {
+    let mut acc = lock(&ACCEPTING);
+    for e in acc.iter_mut().filter(|e| e.0 == fd) {
+        e.2 = true;
+    }
+    // SAFETY: the program gave up `fd` (closesocket/CloseHandle); under the lock, so a
+    // completing AcceptEx cannot put a connection under the number meanwhile.
+    let rc = unsafe { libc::close(fd) };
+    drop(acc);
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Forgets the ticket of an `AcceptEx` that did not accept.
+pub(crate) fn accept_abandoned(info: &AcceptInfo) {
+    let mut acc = lock(&ACCEPTING);
+    if let Some(i) = acc.iter().position(|e| e.1 == info.ticket) {
+        acc.swap_remove(i);
+    }
+}
+
+/// Puts an accepted connection under the program's accept socket (the analogue of Windows'
+/// handle swap) and writes the two addresses into the output buffer. Runs in the completion hook.
+pub(crate) fn accept_done(ctx: &mut Ctx, data: &mut Data<RawBuf>) -> NTSTATUS {
+    let Some(Extra::Accept(info)) = ctx.extra.as_deref() else {
+        return STATUS_UNSUCCESSFUL;
+    };
+    let Data::Accepted(conn, peer) = std::mem::take(data) else {
+        return STATUS_UNSUCCESSFUL;
+    };
+    {
+        let mut acc = lock(&ACCEPTING);
+        let closed = match acc.iter().position(|e| e.1 == info.ticket) {
+            Some(i) => acc.swap_remove(i).2,
+            None => true,
+        };
+        if closed {
+            // The program closed its socket: the connection is dropped, as Windows aborts it.
+            return STATUS_CANCELLED;
+        }
+        // SAFETY: `conn` is ours; `accept_fd` is the program's open socket (not closed: checked
+        // under the lock closesocket takes), which dup3 atomically makes refer to `conn`.
+        if unsafe { libc::dup3(conn.as_raw_fd(), info.accept_fd, libc::O_CLOEXEC) } < 0 {
+            return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+        }
+    }
+    drop(conn);
+    let local = info.buf + info.recv_len as usize;
+    write_area(local, info.local_len, sock_name(info.accept_fd, false));
+    write_area(
+        local + info.local_len as usize,
+        info.remote_len,
+        peer.or_else(|| sock_name(info.accept_fd, true)),
+    );
+    let follow = info.recv_len > 0 || assoc_of(info.accept_fd).is_some();
+    ctx.follow = follow;
+    STATUS_SUCCESS
+}
+
+/// Goes on with an operation whose first part completed: runs on the thread that dequeued its
+/// packet. Returns the packet to hand to the program, or `None` if the operation goes on.
+pub(crate) fn follow_up(packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, RawBuf>> {
+    let key = packet.key;
+    let mut ctx = packet.value;
+    let ov = ctx.ov as *mut OVERLAPPED;
+    match ctx.kind {
+        Kind::Accept => {
+            let Some(Extra::Accept(info)) = ctx.extra.as_deref() else {
+                return None;
+            };
+            let (fd, buf, recv_len, port, listen_key) = (
+                info.accept_fd,
+                info.buf,
+                info.recv_len,
+                info.port.clone(),
+                info.listen_key,
+            );
+            // An association made before the accept refers to the old socket: renew it.
+            rebind(fd);
+            if recv_len == 0 {
+                ctx.status = STATUS_SUCCESS;
+                write_ov(ctx.ov, STATUS_SUCCESS, 0);
+                return Some(Packet::new(key, 0, ctx));
+            }
+            let assoc = match assoc_of(fd) {
+                Some(a) => a,
+                None => match associate(fd, &port, listen_key, true) {
+                    Ok(a) => a,
+                    Err(_) => {
+                        ctx.status = STATUS_INVALID_HANDLE;
+                        write_ov(ctx.ov, ctx.status, 0);
+                        return Some(Packet::new(key, 0, ctx));
+                    }
+                },
+            };
+            ctx.kind = Kind::AcceptRecv;
+            let rb = RawBuf::new(buf as *mut u8, recv_len as usize);
+            finish_now(start(&assoc, ctx, |h, c| h.recv(rb, 0, c)), listen_key)
+        }
+        Kind::Connect => {
+            let Some(Extra::Connect { data, len }) = ctx.extra.as_deref() else {
+                return None;
+            };
+            let rb = RawBuf::new(*data as *mut u8, *len as usize);
+            let (assoc, _) = ctx.op.clone()?;
+            ctx.kind = Kind::ConnectSend;
+            finish_now(start(&assoc, ctx, |h, c| h.send(rb, 0, c)), key)
+        }
+        Kind::Disconnect => {
+            let fd = ctx.op.as_ref().map_or(-1, |(a, _)| a.fd);
+            let status = reuse_socket(fd);
+            ctx.status = status;
+            write_ov(ov as usize, status, 0);
+            Some(Packet::new(key, 0, ctx))
+        }
+        _ => {
+            write_ov(ctx.ov, ctx.status, packet.bytes);
+            Some(Packet::new(key, packet.bytes, ctx))
+        }
+    }
+}
+
+/// The packet for a follow-up operation that did not go pending.
+fn finish_now(outcome: Outcome, key: usize) -> Option<Packet<Ctx, RawBuf>> {
+    match outcome {
+        Outcome::Pending => None,
+        Outcome::Now { bytes, ctx, .. } => Some(Packet::new(key, bytes, ctx)),
+    }
+}
+
+/// `TF_REUSE_SOCKET`: puts a new, unconnected socket of the same kind under `fd`.
+fn reuse_socket(fd: RawFd) -> NTSTATUS {
+    let opt = |name| {
+        let mut v: i32 = 0;
+        let mut len = size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `v` has room for an int.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                &mut v as *mut i32 as *mut c_void,
+                &mut len,
+            )
+        };
+        (rc == 0).then_some(v)
+    };
+    let (Some(domain), Some(ty), Some(proto)) = (
+        opt(libc::SO_DOMAIN),
+        opt(libc::SO_TYPE),
+        opt(libc::SO_PROTOCOL),
+    ) else {
+        return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+    };
+    // SAFETY: socket(2) takes plain integers.
+    let new = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if new < 0 {
+        return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+    }
+    // SAFETY: `new` is ours; `fd` is the program's socket, which dup3 makes refer to `new`.
+    let rc = unsafe { libc::dup3(new, fd, libc::O_CLOEXEC) };
+    // SAFETY: `new` is ours and no longer needed.
+    unsafe { libc::close(new) };
+    if rc < 0 {
+        return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+    }
+    rebind(fd);
+    STATUS_SUCCESS
+}
+
+#[allow(clippy::too_many_arguments)]
+fn accept_ex(
+    listen: SOCKET,
+    accept: SOCKET,
+    buf: *mut c_void,
+    recv_len: DWORD,
+    local_len: DWORD,
+    remote_len: DWORD,
+    lp_bytes: *mut DWORD,
+    ov: *mut OVERLAPPED,
+) -> Result<(), DWORD> {
+    if !check_ov(ov) {
+        return Err(WSA_INVALID_PARAMETER);
+    }
+    let silent = begin_ov(ov);
+    if buf.is_null() {
+        return Err(WSAEINVAL);
+    }
+    if local_len < MIN_ADDR_AREA || remote_len < MIN_ADDR_AREA {
+        return Err(WSAEFAULT);
+    }
+    let assoc = sock_assoc(listen)?;
+    let accept_fd = is_socket(accept)?;
+    if accept_fd == assoc.fd {
+        return Err(WSAEINVAL);
+    }
+    let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+    lock(&ACCEPTING).push((accept_fd, ticket, false));
+    let info = AcceptInfo {
+        accept_fd,
+        ticket,
+        buf: buf as usize,
+        recv_len,
+        local_len,
+        remote_len,
+        listen_key: assoc.key,
+        port: assoc.handle.port().clone(),
+    };
+    let mut ctx = Ctx::new(ov, Kind::Accept, silent);
+    ctx.extra = Some(Box::new(Extra::Accept(info)));
+    match start(&assoc, ctx, |h, c| h.accept(c)) {
+        Outcome::Pending => Err(ERROR_IO_PENDING),
+        Outcome::Now { status, ctx, .. } => {
+            if let Some(Extra::Accept(info)) = ctx.extra.as_deref() {
+                accept_abandoned(info);
+            }
+            now_result(status, 0, lp_bytes)
+        }
+    }
+}
+
+/// Accepts a connection into the already-created socket `sAcceptSocket`, writing both addresses
+/// (and, with `dwReceiveDataLength` > 0, the connection's first bytes) into `lpOutputBuffer`.
+#[no_mangle]
+pub unsafe extern "C" fn AcceptEx(
+    sListenSocket: SOCKET,
+    sAcceptSocket: SOCKET,
+    lpOutputBuffer: *mut c_void,
+    dwReceiveDataLength: DWORD,
+    dwLocalAddressLength: DWORD,
+    dwRemoteAddressLength: DWORD,
+    lpdwBytesReceived: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+) -> BOOL {
+    guard(FALSE, || {
+        wsa_bool(accept_ex(
+            sListenSocket,
+            sAcceptSocket,
+            lpOutputBuffer,
+            dwReceiveDataLength,
+            dwLocalAddressLength,
+            dwRemoteAddressLength,
+            lpdwBytesReceived,
+            lpOverlapped,
+        ))
+    })
+}
+
+/// Finds the two addresses in an `AcceptEx` output buffer.
+#[no_mangle]
+pub unsafe extern "C" fn GetAcceptExSockaddrs(
+    lpOutputBuffer: *mut c_void,
+    dwReceiveDataLength: DWORD,
+    dwLocalAddressLength: DWORD,
+    _dwRemoteAddressLength: DWORD,
+    LocalSockaddr: *mut *mut libc::sockaddr,
+    LocalSockaddrLength: *mut i32,
+    RemoteSockaddr: *mut *mut libc::sockaddr,
+    RemoteSockaddrLength: *mut i32,
+) {
+    guard((), || {
+        if lpOutputBuffer.is_null()
+            || LocalSockaddr.is_null()
+            || LocalSockaddrLength.is_null()
+            || RemoteSockaddr.is_null()
+            || RemoteSockaddrLength.is_null()
+        {
+            return;
+        }
+        let local = lpOutputBuffer as usize + dwReceiveDataLength as usize;
+        let remote = local + dwLocalAddressLength as usize;
+        // SAFETY: the caller's AcceptEx buffer, laid out as AcceptEx wrote it (an int length, then
+        // the address, in each area); the out-parameters were checked not NULL.
+        unsafe {
+            *LocalSockaddrLength = (local as *const i32).read_unaligned();
+            *LocalSockaddr = (local + size_of::<i32>()) as *mut libc::sockaddr;
+            *RemoteSockaddrLength = (remote as *const i32).read_unaligned();
+            *RemoteSockaddr = (remote + size_of::<i32>()) as *mut libc::sockaddr;
+        }
+    })
+}
+
+fn connect_ex(
+    s: SOCKET,
+    name: *const libc::sockaddr,
+    namelen: i32,
+    data: *mut c_void,
+    len: DWORD,
+    lp_sent: *mut DWORD,
+    ov: *mut OVERLAPPED,
+) -> Result<(), DWORD> {
+    if !check_ov(ov) {
+        return Err(WSA_INVALID_PARAMETER);
+    }
+    // SAFETY: the caller's address of `namelen` bytes (NULL and short lengths refused inside).
+    let Some(addr) = (unsafe { from_raw(name, namelen.max(0) as usize) }) else {
+        return Err(if name.is_null() || namelen <= 0 {
+            WSAEFAULT
+        } else {
+            WSAEAFNOSUPPORT
+        });
+    };
+    if data.is_null() && len > 0 {
+        return Err(WSAEFAULT);
+    }
+    let assoc = sock_assoc(s)?;
+    // Windows: the socket must be bound first.
+    match sock_name(assoc.fd, false) {
+        Some(a) if a.port() != 0 => {}
+        _ => return Err(WSAEINVAL),
+    }
+    let silent = begin_ov(ov);
+    let mut ctx = Ctx::new(ov, Kind::Connect, silent);
+    let len = if data.is_null() { 0 } else { len };
+    ctx.extra = Some(Box::new(Extra::Connect {
+        data: data as usize,
+        len,
+    }));
+    match start(&assoc, ctx, |h, c| h.connect(addr, c)) {
+        Outcome::Pending => Err(ERROR_IO_PENDING),
+        Outcome::Now { status, .. } => now_result(status, 0, lp_sent),
+    }
+}
+
+/// Connects a bound socket, then sends `lpSendBuffer` if given.
+#[no_mangle]
+pub unsafe extern "C" fn ConnectEx(
+    s: SOCKET,
+    name: *const libc::sockaddr,
+    namelen: i32,
+    lpSendBuffer: *mut c_void,
+    dwSendDataLength: DWORD,
+    lpdwBytesSent: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+) -> BOOL {
+    guard(FALSE, || {
+        wsa_bool(connect_ex(
+            s,
+            name,
+            namelen,
+            lpSendBuffer,
+            dwSendDataLength,
+            lpdwBytesSent,
+            lpOverlapped,
+        ))
+    })
+}
+
+fn disconnect_ex(
+    s: SOCKET,
+    ov: *mut OVERLAPPED,
+    flags: DWORD,
+    reserved: DWORD,
+) -> Result<(), DWORD> {
+    if reserved != 0 || flags & !(TF_REUSE_SOCKET) != 0 {
+        return Err(WSAEINVAL);
+    }
+    let reuse = flags & TF_REUSE_SOCKET != 0;
+    if ov.is_null() {
+        let fd = is_socket(s)?;
+        // SAFETY: shutdown(2) on the program's socket.
+        if unsafe { libc::shutdown(fd, libc::SHUT_RDWR) } != 0 {
+            return Err(errno_to_wsa(errno()));
+        }
+        if reuse {
+            let st = reuse_socket(fd);
+            if !nt_success(st) {
+                return Err(status_to_wsa(st));
+            }
+        }
+        return Ok(());
+    }
+    if !check_ov(ov) {
+        return Err(WSAEFAULT);
+    }
+    let assoc = sock_assoc(s)?;
+    let silent = begin_ov(ov);
+    let mut ctx = Ctx::new(ov, Kind::Disconnect, silent);
+    if reuse {
+        ctx.extra = Some(Box::new(Extra::Reuse));
+    }
+    match start(&assoc, ctx, |h, c| h.shutdown(Shutdown::Both, c)) {
+        Outcome::Pending => Err(ERROR_IO_PENDING),
+        Outcome::Now { status, .. } => now_result(status, 0, std::ptr::null_mut()),
+    }
+}
+
+/// Closes a connection; with `TF_REUSE_SOCKET` the socket can then take `AcceptEx` or
+/// `ConnectEx` again.
+#[no_mangle]
+pub unsafe extern "C" fn DisconnectEx(
+    s: SOCKET,
+    lpOverlapped: *mut OVERLAPPED,
+    dwFlags: DWORD,
+    dwReserved: DWORD,
+) -> BOOL {
+    guard(FALSE, || {
+        wsa_bool(disconnect_ex(s, lpOverlapped, dwFlags, dwReserved))
+    })
+}
+
+/// Not offered yet: fails with `WSAEOPNOTSUPP` (see docs/porting.md).
+#[no_mangle]
+pub unsafe extern "C" fn TransmitFile(
+    hSocket: SOCKET,
+    _hFile: HANDLE,
+    _nNumberOfBytesToWrite: DWORD,
+    _nNumberOfBytesPerSend: DWORD,
+    _lpOverlapped: *mut OVERLAPPED,
+    _lpTransmitBuffers: *mut TRANSMIT_FILE_BUFFERS,
+    _dwReserved: DWORD,
+) -> BOOL {
+    guard(FALSE, || {
+        wsa_bool(is_socket(hSocket).and(Err(WSAEOPNOTSUPP)))
+    })
+}
+
+/// `SIO_GET_EXTENSION_FUNCTION_POINTER` with the GUIDs of `AcceptEx`, `ConnectEx`,
+/// `DisconnectEx`, `GetAcceptExSockaddrs` and `TransmitFile`; other codes fail with `WSAEINVAL`.
+#[no_mangle]
+pub unsafe extern "C" fn WSAIoctl(
+    s: SOCKET,
+    dwIoControlCode: DWORD,
+    lpvInBuffer: *mut c_void,
+    cbInBuffer: DWORD,
+    lpvOutBuffer: *mut c_void,
+    cbOutBuffer: DWORD,
+    lpcbBytesReturned: *mut DWORD,
+    _lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> i32 {
+    guard(SOCKET_ERROR, || {
+        wsa_int((|| {
+            is_socket(s)?;
+            if !lpCompletionRoutine.is_null() {
+                return Err(WSAEOPNOTSUPP);
+            }
+            if dwIoControlCode != SIO_GET_EXTENSION_FUNCTION_POINTER {
+                return Err(WSAEINVAL);
+            }
+            if lpvInBuffer.is_null() || (cbInBuffer as usize) < size_of::<GUID>() {
+                return Err(WSAEFAULT);
+            }
+            if lpvOutBuffer.is_null() || (cbOutBuffer as usize) < size_of::<usize>() {
+                return Err(WSAEFAULT);
+            }
+            // SAFETY: checked: at least a GUID's bytes.
+            let guid = unsafe { (lpvInBuffer as *const GUID).read_unaligned() };
+            let f: usize = if guid == WSAID_ACCEPTEX {
+                AcceptEx as *const () as usize
+            } else if guid == WSAID_CONNECTEX {
+                ConnectEx as *const () as usize
+            } else if guid == WSAID_DISCONNECTEX {
+                DisconnectEx as *const () as usize
+            } else if guid == WSAID_GETACCEPTEXSOCKADDRS {
+                GetAcceptExSockaddrs as *const () as usize
+            } else if guid == WSAID_TRANSMITFILE {
+                TransmitFile as *const () as usize
+            } else {
+                return Err(WSAEINVAL);
+            };
+            // SAFETY: checked: room for a pointer.
+            unsafe { (lpvOutBuffer as *mut usize).write_unaligned(f) };
+            if !lpcbBytesReturned.is_null() {
+                // SAFETY: checked not NULL; the caller's out-parameter.
+                unsafe { *lpcbBytesReturned = size_of::<usize>() as DWORD };
+            }
+            Ok(())
+        })())
+    })
+}
