@@ -40,6 +40,33 @@ fn win32_of_errno(e: i32) -> DWORD {
     status_to_win32(errno_to_status(e, Origin::File))
 }
 
+/// The error of an `open` that failed with `e`: a missing directory on the way is
+/// ERROR_PATH_NOT_FOUND, a missing file ERROR_FILE_NOT_FOUND, as on Windows.
+fn open_error(path: &CStr, e: i32) -> DWORD {
+    if e != libc::ENOENT {
+        return win32_of_errno(e);
+    }
+    let bytes = path.to_bytes();
+    let parent = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => return ERROR_FILE_NOT_FOUND,
+        Some(i) => &bytes[..i],
+        None => return ERROR_FILE_NOT_FOUND,
+    };
+    let Ok(parent) = CString::new(parent) else {
+        return ERROR_PATH_NOT_FOUND;
+    };
+    // SAFETY: an all-zero stat is valid; stat(2) writes it and reads the NUL-terminated path.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let dir = unsafe { libc::stat(parent.as_ptr(), &mut st) } == 0
+        && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if dir {
+        ERROR_FILE_NOT_FOUND
+    } else {
+        ERROR_PATH_NOT_FOUND
+    }
+}
+
 fn create_file(
     path: &CStr,
     access: DWORD,
@@ -49,6 +76,7 @@ fn create_file(
     if path.is_empty() {
         return Err(ERROR_PATH_NOT_FOUND);
     }
+    crate::core::ignore_sigpipe();
     let mut oflags = libc::O_CLOEXEC;
     oflags |= match (
         access & (GENERIC_READ | GENERIC_ALL) != 0,
@@ -81,7 +109,7 @@ fn create_file(
             if e == libc::EEXIST {
                 ERROR_FILE_EXISTS
             } else {
-                win32_of_errno(e)
+                open_error(path, e)
             }
         })?,
         CREATE_ALWAYS | OPEN_ALWAYS => {
@@ -97,17 +125,17 @@ fn create_file(
                 Ok(fd) => fd,
                 Err(libc::EEXIST) => {
                     existed = true;
-                    open(trunc).map_err(win32_of_errno)?
+                    open(trunc).map_err(|e| open_error(path, e))?
                 }
-                Err(e) => return Err(win32_of_errno(e)),
+                Err(e) => return Err(open_error(path, e)),
             }
         }
-        OPEN_EXISTING => open(0).map_err(win32_of_errno)?,
+        OPEN_EXISTING => open(0).map_err(|e| open_error(path, e))?,
         TRUNCATE_EXISTING => {
             if !writable {
                 return Err(ERROR_INVALID_PARAMETER);
             }
-            open(libc::O_TRUNC).map_err(win32_of_errno)?
+            open(libc::O_TRUNC).map_err(|e| open_error(path, e))?
         }
         _ => return Err(ERROR_INVALID_PARAMETER),
     };
@@ -340,8 +368,9 @@ fn rw(
     };
     match outcome {
         Outcome::Pending => Err(ERROR_IO_PENDING),
-        Outcome::Now { status, bytes, .. } => {
+        Outcome::Now { status, bytes, ctx } => {
             if nt_success(status) {
+                assoc.post_now(ctx, bytes);
                 set_done(bytes);
                 Ok(())
             } else {

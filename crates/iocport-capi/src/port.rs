@@ -48,6 +48,7 @@ pub(crate) fn forget_fd(fd: RawFd) {
 }
 
 fn new_port(concurrency: DWORD) -> Result<HANDLE, DWORD> {
+    crate::core::ignore_sigpipe();
     let port: Port = Builder::new()
         .concurrency(concurrency as usize)
         .build()
@@ -73,15 +74,10 @@ fn create_io_completion_port(
         return new_port(concurrency);
     }
     let Some(fd) = handle_fd(file) else {
-        // NULL is fd 0's shape but never a handle the library gave out; ports and garbage land
-        // here too.
-        return Err(if handles::get(file).is_some() {
-            ERROR_INVALID_PARAMETER
-        } else {
-            ERROR_INVALID_HANDLE
-        });
+        // Not a file: a port (STATUS_OBJECT_TYPE_MISMATCH on Windows) or garbage.
+        return Err(ERROR_INVALID_HANDLE);
     };
-    if file.is_null() {
+    if file.is_null() || identity(fd).is_none() {
         return Err(ERROR_INVALID_HANDLE);
     }
     let (port, handle) = if existing.is_null() {
@@ -312,10 +308,7 @@ pub unsafe extern "C" fn PostQueuedCompletionStatus(
 /// packets still come), the association ends, and the number is free at once.
 pub(crate) fn close_fd(fd: RawFd) -> Result<(), i32> {
     if let Some(assoc) = unassociate(fd) {
-        assoc
-            .closing
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = assoc.handle.cancel_all();
+        assoc.close();
     }
     forget_fd(fd);
     crate::file::forget(fd);
@@ -331,7 +324,9 @@ pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
                 Some(Object::Port(port)) => {
                     // Waiters get ERROR_ABANDONED_WAIT_0; operations still in flight are
                     // cancelled and their OVERLAPPEDs written.
-                    drop(port.close());
+                    for packet in port.close() {
+                        crate::core::abandon(packet);
+                    }
                     TRUE
                 }
                 None => {
@@ -367,6 +362,7 @@ pub unsafe extern "C" fn CancelIo(hFile: HANDLE) -> BOOL {
         match assoc_of(fd) {
             Some(a) => {
                 a.cancel(None, Some(thread_no()));
+                a.handle.port().poll_completions();
                 TRUE
             }
             None if identity(fd).is_some() => TRUE,
@@ -388,7 +384,10 @@ pub unsafe extern "C" fn CancelIoEx(hFile: HANDLE, lpOverlapped: *mut OVERLAPPED
         };
         let ov = (!lpOverlapped.is_null()).then_some(lpOverlapped as usize);
         match assoc_of(fd) {
-            Some(a) if a.cancel(ov, None) => TRUE,
+            Some(a) if a.cancel(ov, None) => {
+                a.handle.port().poll_completions();
+                TRUE
+            }
             Some(_) => {
                 set_last_error(ERROR_NOT_FOUND);
                 FALSE
@@ -408,14 +407,21 @@ pub unsafe extern "C" fn CancelIoEx(hFile: HANDLE, lpOverlapped: *mut OVERLAPPED
 /// Waits (with `bWait`) for the `OVERLAPPED`'s operation: `Internal` is polled, backing off from
 /// a microsecond to a millisecond, since no event is set.
 pub(crate) fn overlapped_result(
+    fd: Option<RawFd>,
     ov: *mut OVERLAPPED,
     wait: bool,
 ) -> Result<(NTSTATUS, usize), DWORD> {
     if !check_ov(ov) {
         return Err(ERROR_INVALID_PARAMETER);
     }
+    // The port's completions are moved to its queue here too, so the status is written even if
+    // no thread waits on the port.
+    let port = fd.and_then(assoc_of).map(|a| a.handle.port().clone());
     let mut pause = Duration::from_micros(1);
     loop {
+        if let Some(p) = &port {
+            p.poll_completions();
+        }
         let (status, bytes) = read_ov(ov);
         if status != STATUS_PENDING {
             return Ok((status, bytes));
@@ -431,7 +437,7 @@ pub(crate) fn overlapped_result(
 /// The outcome of an overlapped operation, waiting for it with `bWait`.
 #[no_mangle]
 pub unsafe extern "C" fn GetOverlappedResult(
-    _hFile: HANDLE,
+    hFile: HANDLE,
     lpOverlapped: *mut OVERLAPPED,
     lpNumberOfBytesTransferred: *mut DWORD,
     bWait: BOOL,
@@ -441,7 +447,7 @@ pub unsafe extern "C" fn GetOverlappedResult(
             set_last_error(ERROR_INVALID_PARAMETER);
             return FALSE;
         }
-        match overlapped_result(lpOverlapped, bWait != 0) {
+        match overlapped_result(handle_fd(hFile), lpOverlapped, bWait != 0) {
             Ok((status, bytes)) => {
                 // SAFETY: checked not NULL; the caller's out-parameter.
                 unsafe { *lpNumberOfBytesTransferred = bytes as DWORD };

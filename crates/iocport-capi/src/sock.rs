@@ -7,9 +7,9 @@ use std::mem::{size_of, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
-use iocport::{Data, Interest, Packet};
+use iocport::{Data, Interest, IoBuf, Packet};
 
 use crate::core::{
     assoc_of, associate, begin_ov, check_ov, identity, lock, rebind, start, write_ov, AcceptInfo,
@@ -119,6 +119,7 @@ pub unsafe extern "C" fn WSAStartup(wVersionRequested: u16, lpWSAData: *mut WSAD
         if lpWSAData.is_null() {
             return WSAEFAULT as i32;
         }
+        crate::core::ignore_sigpipe();
         STARTED.fetch_add(1, Ordering::AcqRel);
         0
     })
@@ -359,6 +360,30 @@ pub(crate) unsafe fn from_raw(ptr: *const libc::sockaddr, len: usize) -> Option<
     }
 }
 
+/// A socket address argument: WSAEFAULT if it is missing or shorter than its family's address,
+/// WSAEAFNOSUPPORT if its family is not IPv4 or IPv6.
+///
+/// # Safety
+///
+/// `ptr` must point to `len` readable bytes (when not NULL).
+pub(crate) unsafe fn addr_arg(ptr: *const libc::sockaddr, len: i32) -> Result<SocketAddr, DWORD> {
+    if ptr.is_null() || len < size_of::<libc::sa_family_t>() as i32 {
+        return Err(WSAEFAULT);
+    }
+    // SAFETY: the caller vouches for `len` bytes.
+    match unsafe { from_raw(ptr, len as usize) } {
+        Some(a) => Ok(a),
+        None => {
+            // SAFETY: at least the family is readable (checked above).
+            let family = unsafe { std::ptr::addr_of!((*ptr).sa_family).read_unaligned() };
+            Err(match family as i32 {
+                libc::AF_INET | libc::AF_INET6 => WSAEFAULT,
+                _ => WSAEAFNOSUPPORT,
+            })
+        }
+    }
+}
+
 /// Writes `addr` to the caller's `(sockaddr *out, int *len)` pair: at most `*len` bytes, and the
 /// full length into `*len`.
 pub(crate) fn write_sockaddr(addr: &SocketAddr, out: usize, lenp: usize) {
@@ -425,7 +450,7 @@ fn write_area(area: usize, cap: u32, addr: Option<SocketAddr>) {
 ///
 /// `bufs` must point to `count` WSABUFs (checked not NULL here).
 unsafe fn wsabufs<'a>(bufs: *const WSABUF, count: DWORD) -> Result<&'a [WSABUF], DWORD> {
-    if bufs.is_null() {
+    if bufs.is_null() || (bufs as usize) % std::mem::align_of::<WSABUF>() != 0 {
         return Err(WSAEFAULT);
     }
     if count == 0 {
@@ -478,17 +503,33 @@ fn sync_msg(
         msg.msg_name = st.as_mut_ptr() as *mut c_void;
         msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     }
-    // SAFETY: `msg` points to iovecs over the caller's buffers and to our address storage.
-    let n = unsafe {
-        if send {
-            libc::sendmsg(fd, &msg, flags | libc::MSG_NOSIGNAL)
-        } else {
-            libc::recvmsg(fd, &mut msg, flags)
+    let n = loop {
+        // SAFETY: `msg` points to iovecs over the caller's buffers and to our address storage.
+        let n = unsafe {
+            if send {
+                libc::sendmsg(fd, &msg, flags | libc::MSG_NOSIGNAL)
+            } else {
+                libc::recvmsg(fd, &mut msg, flags)
+            }
+        };
+        if n >= 0 {
+            break n;
+        }
+        match errno() {
+            libc::EINTR => continue,
+            // The epoll backend made the associated socket non-blocking; a blocking call waits.
+            libc::EAGAIN if assoc_of(fd).is_some() => {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: if send { libc::POLLOUT } else { libc::POLLIN },
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, -1) };
+            }
+            e => return Err(errno_to_wsa(e)),
         }
     };
-    if n < 0 {
-        return Err(errno_to_wsa(errno()));
-    }
     if let Some((from, fromlen)) = addr {
         if msg.msg_namelen > 0 {
             // SAFETY: the kernel wrote `msg_namelen` bytes of `st`.
@@ -510,7 +551,7 @@ fn now_result(status: NTSTATUS, bytes: usize, lp_bytes: *mut DWORD) -> Result<()
     if nt_success(status) {
         if !lp_bytes.is_null() {
             // SAFETY: checked not NULL; the caller's out-parameter.
-            unsafe { *lp_bytes = bytes as DWORD };
+            unsafe { lp_bytes.write_unaligned(bytes as DWORD) };
         }
         Ok(())
     } else {
@@ -522,15 +563,7 @@ fn now_result(status: NTSTATUS, bytes: usize, lp_bytes: *mut DWORD) -> Result<()
 /// zero-length send or write), unless skip-on-success or `hEvent` says not to.
 pub(crate) fn complete_empty(assoc: &Assoc, ov: *mut OVERLAPPED, kind: Kind, silent: bool) {
     write_ov(ov as usize, STATUS_SUCCESS, 0);
-    let skip = assoc.modes.load(Ordering::Relaxed) & FILE_SKIP_COMPLETION_PORT_ON_SUCCESS != 0;
-    if !skip && !silent {
-        let mut ctx = Ctx::new(ov, kind, false);
-        ctx.status = STATUS_SUCCESS;
-        let _ = assoc
-            .handle
-            .port()
-            .post_packet(Packet::new(assoc.key, 0, ctx));
-    }
+    assoc.post_now(Ctx::new(ov, kind, silent), 0);
 }
 
 struct RecvArgs {
@@ -554,8 +587,8 @@ fn recv_impl(a: RecvArgs) -> Result<(), DWORD> {
     if a.lp_flags.is_null() {
         return Err(WSAEFAULT);
     }
-    // SAFETY: checked not NULL; the caller's in/out flags.
-    let flags = unsafe { *a.lp_flags } as i32;
+    // SAFETY: checked not NULL; the caller's in/out flags (read unaligned: C may misalign them).
+    let flags = unsafe { a.lp_flags.read_unaligned() } as i32;
     if flags & !RECV_FLAGS != 0 {
         return Err(WSAEOPNOTSUPP);
     }
@@ -563,7 +596,7 @@ fn recv_impl(a: RecvArgs) -> Result<(), DWORD> {
         let fd = is_socket(a.s)?;
         let n = sync_msg(fd, bufs, flags, a.from, None, false)?;
         // SAFETY: checked not NULL above.
-        unsafe { *a.lp_flags = 0 };
+        unsafe { a.lp_flags.write_unaligned(0) };
         return now_result(STATUS_SUCCESS, n, a.lp_bytes);
     }
     if !check_ov(a.ov) {
@@ -571,7 +604,7 @@ fn recv_impl(a: RecvArgs) -> Result<(), DWORD> {
     }
     let assoc = sock_assoc(fd as SOCKET)?;
     let live: Vec<&WSABUF> = bufs.iter().filter(|b| b.len > 0).collect();
-    if a.from.is_some() && (live.len() > 1 || flags != 0) {
+    if a.from.is_some() && flags != 0 {
         return Err(WSAEOPNOTSUPP);
     }
     if live.len() > 1 && flags != 0 {
@@ -580,12 +613,31 @@ fn recv_impl(a: RecvArgs) -> Result<(), DWORD> {
     let silent = begin_ov(a.ov);
     let outcome = if let Some((from, fromlen)) = a.from {
         let mut ctx = Ctx::new(a.ov, Kind::RecvFrom, silent);
-        ctx.extra = Some(Box::new(Extra::From { from, fromlen }));
-        match live.first() {
-            Some(b) => {
-                let buf = RawBuf::new(b.buf as *mut u8, b.len as usize);
-                start(&assoc, ctx, |h, c| h.recv_from(buf, c))
-            }
+        // A datagram lands in one buffer of ours when the caller gave several; the hook scatters
+        // it into theirs.
+        let (scatter, mut owned) = if live.len() > 1 {
+            let total = live.iter().map(|b| b.len as usize).sum();
+            let v: Vec<(usize, usize)> = live
+                .iter()
+                .map(|b| (b.buf as usize, b.len as usize))
+                .collect();
+            (v, vec![0u8; total])
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let target = match (live.first(), owned.is_empty()) {
+            (Some(b), true) => Some(RawBuf::new(b.buf as *mut u8, b.len as usize)),
+            (Some(_), false) => Some(RawBuf::new(owned.as_mut_ptr(), owned.len())),
+            (None, _) => None,
+        };
+        ctx.extra = Some(Box::new(Extra::From {
+            from,
+            fromlen,
+            scatter,
+            owned,
+        }));
+        match target {
+            Some(buf) => start(&assoc, ctx, |h, c| h.recv_from(buf, c)),
             None => start(
                 &assoc,
                 Ctx {
@@ -619,10 +671,11 @@ fn recv_impl(a: RecvArgs) -> Result<(), DWORD> {
     };
     match outcome {
         Outcome::Pending => Err(WSA_IO_PENDING),
-        Outcome::Now { status, bytes, .. } => {
+        Outcome::Now { status, bytes, ctx } => {
             if nt_success(status) {
                 // SAFETY: checked not NULL above.
-                unsafe { *a.lp_flags = 0 };
+                unsafe { a.lp_flags.write_unaligned(0) };
+                assoc.post_now(ctx, bytes);
             }
             now_result(status, bytes, a.lp_bytes)
         }
@@ -717,7 +770,7 @@ fn send_impl(a: SendArgs) -> Result<(), DWORD> {
     }
     let assoc = sock_assoc(fd as SOCKET)?;
     let live: Vec<&WSABUF> = bufs.iter().filter(|b| b.len > 0).collect();
-    if (a.to.is_some() || flags != 0) && live.len() > 1 {
+    if flags != 0 && live.len() > 1 {
         return Err(WSAEOPNOTSUPP);
     }
     let silent = begin_ov(a.ov);
@@ -731,15 +784,38 @@ fn send_impl(a: SendArgs) -> Result<(), DWORD> {
             complete_empty(&assoc, a.ov, kind, silent);
             return now_result(STATUS_SUCCESS, 0, a.lp_bytes);
         }
+        many if a.to.is_some() && many.len() > 1 => {
+            // One datagram from several buffers: gathered into one of ours, kept until the send
+            // completes.
+            let mut owned = Vec::with_capacity(many.iter().map(|b| b.len as usize).sum());
+            for b in many {
+                // SAFETY: the caller's buffer of `len` bytes (checked not NULL by `wsabufs`).
+                owned.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(b.buf as *const u8, b.len as usize)
+                });
+            }
+            let buf = RawBuf::new(owned.as_mut_ptr(), owned.len());
+            let mut ctx = Ctx::new(a.ov, kind, silent);
+            ctx.extra = Some(Box::new(Extra::Owned(owned)));
+            let to = a.to.expect("checked by the guard");
+            start(&assoc, ctx, |h, c| h.send_to(buf, to, c))
+        }
         [b] => {
             let buf = RawBuf::new(b.buf as *mut u8, b.len as usize);
             match a.to {
                 Some(to) => start(&assoc, Ctx::new(a.ov, kind, silent), |h, c| {
                     h.send_to(buf, to, c)
                 }),
-                None => start(&assoc, Ctx::new(a.ov, kind, silent), |h, c| {
-                    h.send(buf, flags, c)
-                }),
+                None => {
+                    let flags = if assoc.stream {
+                        flags | libc::MSG_WAITALL
+                    } else {
+                        flags
+                    };
+                    start(&assoc, Ctx::new(a.ov, kind, silent), |h, c| {
+                        h.send(buf, flags, c)
+                    })
+                }
             }
         }
         many => {
@@ -752,7 +828,30 @@ fn send_impl(a: SendArgs) -> Result<(), DWORD> {
     };
     match outcome {
         Outcome::Pending => Err(WSA_IO_PENDING),
-        Outcome::Now { status, bytes, .. } => now_result(status, bytes, a.lp_bytes),
+        Outcome::Now { status, ctx, .. } if nt_success(status) && ctx.follow => {
+            // Part of a stream send went at once: the rest goes on as one operation.
+            let sent = ctx.done;
+            let data = Data::Bufs(
+                live.iter()
+                    .map(|b| RawBuf::new(b.buf as *mut u8, b.len as usize))
+                    .collect(),
+            );
+            match send_rest(&assoc, ctx, remainder(&data, sent), assoc.key) {
+                None => Err(WSA_IO_PENDING),
+                Some(p) if nt_success(p.value.status) => {
+                    let bytes = p.bytes;
+                    assoc.post_now(p.value, bytes);
+                    now_result(STATUS_SUCCESS, bytes, a.lp_bytes)
+                }
+                Some(p) => Err(status_to_wsa(p.value.status)),
+            }
+        }
+        Outcome::Now { status, bytes, ctx } => {
+            if nt_success(status) {
+                assoc.post_now(ctx, bytes);
+            }
+            now_result(status, bytes, a.lp_bytes)
+        }
     }
 }
 
@@ -796,13 +895,12 @@ pub unsafe extern "C" fn WSASendTo(
 ) -> i32 {
     guard(SOCKET_ERROR, || {
         // SAFETY: the caller's address of `iTolen` bytes (NULL and short lengths refused inside).
-        let Some(to) = (unsafe { from_raw(lpTo, iTolen.max(0) as usize) }) else {
-            set_last_error(if lpTo.is_null() {
-                WSAEFAULT
-            } else {
-                WSAEAFNOSUPPORT
-            });
-            return SOCKET_ERROR;
+        let to = match unsafe { addr_arg(lpTo, iTolen) } {
+            Ok(a) => a,
+            Err(e) => {
+                set_last_error(e);
+                return SOCKET_ERROR;
+            }
         };
         wsa_int(send_impl(SendArgs {
             s,
@@ -832,7 +930,8 @@ pub unsafe extern "C" fn WSAGetOverlappedResult(
             if lpcbTransfer.is_null() || lpdwFlags.is_null() {
                 return Err(WSAEFAULT);
             }
-            let (status, bytes) = crate::port::overlapped_result(lpOverlapped, fWait != 0)
+            let fd = sock_fd(s).ok();
+            let (status, bytes) = crate::port::overlapped_result(fd, lpOverlapped, fWait != 0)
                 .map_err(|e| {
                     if e == ERROR_INVALID_PARAMETER {
                         WSAEFAULT
@@ -856,39 +955,110 @@ pub unsafe extern "C" fn WSAGetOverlappedResult(
 
 // ---- The Microsoft extensions ---------------------------------------------------------------------
 
-/// Sockets `AcceptEx` is filling: the ticket of each pending accept and whether the program
-/// closed the socket meanwhile (then the connection must not be put under its number, which may
-/// name another file by now).
-static ACCEPTING: Mutex<Vec<(RawFd, u64, bool)>> = Mutex::new(Vec::new());
-static TICKETS: AtomicU64 = AtomicU64::new(1);
+/// A program socket that an operation will put a new connection or socket under (`AcceptEx`,
+/// `DisconnectEx(TF_REUSE_SOCKET)`), so that closing the socket meanwhile is seen: the number may
+/// name another file right after `closesocket`, and must then not be touched.
+struct Ticket {
+    fd: RawFd,
+    no: u64,
+    /// The program closed `fd`.
+    closed: bool,
+    /// The operation goes on from a dequeuing thread with `fd` in use: `closesocket` leaves the
+    /// number open (so it cannot name another file meanwhile) and the operation closes it.
+    follow: bool,
+    /// The pending `AcceptEx` to cancel when `fd` is closed first: its listener and OVERLAPPED.
+    accept: Option<(Weak<Assoc>, usize)>,
+}
 
-/// Closes the program's fd `fd`, telling pending `AcceptEx` calls into it first.
-pub(crate) fn close_accepting(fd: RawFd) -> Result<(), i32> {
-    let mut acc = lock(&ACCEPTING);
-    for e in acc.iter_mut().filter(|e| e.0 == fd) {
-        e.2 = true;
+static TICKETS: Mutex<Vec<Ticket>> = Mutex::new(Vec::new());
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+
+fn new_ticket(fd: RawFd, follow: bool, accept: Option<(Weak<Assoc>, usize)>) -> u64 {
+    let no = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+    lock(&TICKETS).push(Ticket {
+        fd,
+        no,
+        closed: false,
+        follow,
+        accept,
+    });
+    no
+}
+
+/// Takes ticket `no` out; returns whether the program closed its socket meanwhile.
+fn take_ticket(no: u64) -> bool {
+    let mut t = lock(&TICKETS);
+    match t.iter().position(|e| e.no == no) {
+        Some(i) => t.swap_remove(i).closed,
+        None => true,
     }
-    // SAFETY: the program gave up `fd` (closesocket/CloseHandle); under the lock, so a
-    // completing AcceptEx cannot put a connection under the number meanwhile.
-    let rc = unsafe { libc::close(fd) };
-    drop(acc);
-    if rc == 0 {
+}
+
+/// Closes the program's fd `fd`: pending `AcceptEx` calls into it are cancelled (Windows fails
+/// them at once), and operations that will put a socket under it see it closed. The number is
+/// closed here, or, if an operation is using it right now, by that operation when it ends.
+pub(crate) fn close_accepting(fd: RawFd) -> Result<(), i32> {
+    let mut defer = false;
+    let mut accepts = Vec::new();
+    for e in lock(&TICKETS)
+        .iter_mut()
+        .filter(|e| e.fd == fd && !e.closed)
+    {
+        e.closed = true;
+        defer |= e.follow;
+        accepts.extend(e.accept.clone());
+    }
+    // Outside the lock: a cancel may drop the last reference to the listener's association.
+    for (listener, ov) in accepts {
+        if let Some(l) = listener.upgrade() {
+            l.cancel(Some(ov), None);
+            l.handle.port().poll_completions();
+        }
+    }
+    if defer {
+        return Ok(());
+    }
+    // SAFETY: the program gave up `fd` (closesocket/CloseHandle). A completing AcceptEx checks
+    // the ticket, marked above under the lock, before it puts a connection under the number.
+    if unsafe { libc::close(fd) } == 0 {
         Ok(())
     } else {
         Err(errno())
     }
 }
 
+/// Closes `fd` for a program that closed it while an operation was using it.
+fn close_deferred(fd: RawFd) {
+    if let Some(a) = crate::core::unassociate(fd) {
+        a.close();
+    }
+    // SAFETY: the program closed `fd` (its closesocket left the closing to this operation).
+    unsafe { libc::close(fd) };
+}
+
 /// Forgets the ticket of an `AcceptEx` that did not accept.
 pub(crate) fn accept_abandoned(info: &AcceptInfo) {
-    let mut acc = lock(&ACCEPTING);
-    if let Some(i) = acc.iter().position(|e| e.1 == info.ticket) {
-        acc.swap_remove(i);
+    take_ticket(info.ticket);
+}
+
+/// A packet of an operation that was to go on was dropped with its port: its ticket goes, and a
+/// socket the program closed meanwhile is closed.
+pub(crate) fn abandon_follow(ctx: &Ctx) {
+    let ticket = match ctx.extra.as_deref() {
+        Some(Extra::Accept(info)) => Some((info.ticket, info.accept_fd)),
+        Some(Extra::Reuse { ticket, fd }) => Some((*ticket, *fd)),
+        _ => None,
+    };
+    if let Some((no, fd)) = ticket {
+        if take_ticket(no) {
+            close_deferred(fd);
+        }
     }
 }
 
 /// Puts an accepted connection under the program's accept socket (the analogue of Windows'
-/// handle swap) and writes the two addresses into the output buffer. Runs in the completion hook.
+/// handle swap) and writes the two addresses into the output buffer. Runs in the completion hook
+/// (the op table is locked: nothing here may drop an association).
 pub(crate) fn accept_done(ctx: &mut Ctx, data: &mut Data<RawBuf>) -> NTSTATUS {
     let Some(Extra::Accept(info)) = ctx.extra.as_deref() else {
         return STATUS_UNSUCCESSFUL;
@@ -896,31 +1066,37 @@ pub(crate) fn accept_done(ctx: &mut Ctx, data: &mut Data<RawBuf>) -> NTSTATUS {
     let Data::Accepted(conn, peer) = std::mem::take(data) else {
         return STATUS_UNSUCCESSFUL;
     };
+    let local = sock_name(conn.as_raw_fd(), false);
+    let follow = info.recv_len > 0 || crate::core::is_associated(info.accept_fd);
     {
-        let mut acc = lock(&ACCEPTING);
-        let closed = match acc.iter().position(|e| e.1 == info.ticket) {
-            Some(i) => acc.swap_remove(i).2,
-            None => true,
+        let mut t = lock(&TICKETS);
+        let Some(i) = t.iter().position(|e| e.no == info.ticket) else {
+            return STATUS_CANCELLED;
         };
-        if closed {
+        if t[i].closed {
             // The program closed its socket: the connection is dropped, as Windows aborts it.
+            t.swap_remove(i);
             return STATUS_CANCELLED;
         }
         // SAFETY: `conn` is ours; `accept_fd` is the program's open socket (not closed: checked
-        // under the lock closesocket takes), which dup3 atomically makes refer to `conn`.
+        // under the lock its closesocket takes), which dup3 atomically makes refer to `conn`.
         if unsafe { libc::dup3(conn.as_raw_fd(), info.accept_fd, libc::O_CLOEXEC) } < 0 {
+            t.swap_remove(i);
             return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
         }
+        if follow {
+            // The follow-up uses the number: a closesocket meanwhile leaves it to the follow-up.
+            t[i].follow = true;
+            t[i].accept = None;
+        } else {
+            t.swap_remove(i);
+        }
     }
+    let peer = peer.or_else(|| sock_name(conn.as_raw_fd(), true));
     drop(conn);
-    let local = info.buf + info.recv_len as usize;
-    write_area(local, info.local_len, sock_name(info.accept_fd, false));
-    write_area(
-        local + info.local_len as usize,
-        info.remote_len,
-        peer.or_else(|| sock_name(info.accept_fd, true)),
-    );
-    let follow = info.recv_len > 0 || assoc_of(info.accept_fd).is_some();
+    let area = info.buf + info.recv_len as usize;
+    write_area(area, info.local_len, local);
+    write_area(area + info.local_len as usize, info.remote_len, peer);
     ctx.follow = follow;
     STATUS_SUCCESS
 }
@@ -929,41 +1105,58 @@ pub(crate) fn accept_done(ctx: &mut Ctx, data: &mut Data<RawBuf>) -> NTSTATUS {
 /// packet. Returns the packet to hand to the program, or `None` if the operation goes on.
 pub(crate) fn follow_up(packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, RawBuf>> {
     let key = packet.key;
+    let part = packet.bytes;
     let mut ctx = packet.value;
-    let ov = ctx.ov as *mut OVERLAPPED;
     match ctx.kind {
         Kind::Accept => {
             let Some(Extra::Accept(info)) = ctx.extra.as_deref() else {
                 return None;
             };
-            let (fd, buf, recv_len, port, listen_key) = (
+            let (fd, no, buf, recv_len, port, listen_key) = (
                 info.accept_fd,
+                info.ticket,
                 info.buf,
                 info.recv_len,
                 info.port.clone(),
                 info.listen_key,
             );
+            let closed = lock(&TICKETS)
+                .iter()
+                .find(|e| e.no == no)
+                .is_none_or(|e| e.closed);
+            if closed {
+                take_ticket(no);
+                close_deferred(fd);
+                return Some(finished(key, ctx, STATUS_CANCELLED, 0));
+            }
             // An association made before the accept refers to the old socket: renew it.
-            rebind(fd);
+            rebind(fd, None);
             if recv_len == 0 {
-                ctx.status = STATUS_SUCCESS;
-                write_ov(ctx.ov, STATUS_SUCCESS, 0);
-                return Some(Packet::new(key, 0, ctx));
+                if take_ticket(no) {
+                    close_deferred(fd);
+                }
+                return Some(finished(key, ctx, STATUS_SUCCESS, 0));
             }
             let assoc = match assoc_of(fd) {
                 Some(a) => a,
                 None => match associate(fd, &port, listen_key, true) {
                     Ok(a) => a,
                     Err(_) => {
-                        ctx.status = STATUS_INVALID_HANDLE;
-                        write_ov(ctx.ov, ctx.status, 0);
-                        return Some(Packet::new(key, 0, ctx));
+                        if take_ticket(no) {
+                            close_deferred(fd);
+                        }
+                        return Some(finished(key, ctx, STATUS_INVALID_HANDLE, 0));
                     }
                 },
             };
             ctx.kind = Kind::AcceptRecv;
             let rb = RawBuf::new(buf as *mut u8, recv_len as usize);
-            finish_now(start(&assoc, ctx, |h, c| h.recv(rb, 0, c)), listen_key)
+            let outcome = start(&assoc, ctx, |h, c| h.recv(rb, 0, c));
+            if take_ticket(no) {
+                // Closed while the receive was being started: closing aborts it.
+                close_deferred(fd);
+            }
+            finish_now(outcome, key)
         }
         Kind::Connect => {
             let Some(Extra::Connect { data, len }) = ctx.extra.as_deref() else {
@@ -974,16 +1167,98 @@ pub(crate) fn follow_up(packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, RawBu
             ctx.kind = Kind::ConnectSend;
             finish_now(start(&assoc, ctx, |h, c| h.send(rb, 0, c)), key)
         }
+        Kind::Send => {
+            // The rest of a stream send.
+            let (assoc, _) = ctx.op.clone()?;
+            let rest = remainder(&packet.data, part);
+            send_rest(&assoc, ctx, rest, key)
+        }
         Kind::Disconnect => {
-            let fd = ctx.op.as_ref().map_or(-1, |(a, _)| a.fd);
-            let status = reuse_socket(fd);
-            ctx.status = status;
-            write_ov(ov as usize, status, 0);
-            Some(Packet::new(key, 0, ctx))
+            let Some(Extra::Reuse { ticket, fd }) = ctx.extra.as_deref() else {
+                return None;
+            };
+            let (no, fd) = (*ticket, *fd);
+            let expected = ctx.op.as_ref().map(|(a, _)| a.clone());
+            let status = reuse_socket(fd, no, expected.as_ref());
+            Some(finished(key, ctx, status, 0))
         }
         _ => {
-            write_ov(ctx.ov, ctx.status, packet.bytes);
-            Some(Packet::new(key, packet.bytes, ctx))
+            let status = ctx.status;
+            Some(finished(key, ctx, status, part))
+        }
+    }
+}
+
+/// The packet of an operation that ends on the dequeuing thread: its `OVERLAPPED` written now.
+fn finished(key: usize, mut ctx: Ctx, status: NTSTATUS, bytes: usize) -> Packet<Ctx, RawBuf> {
+    ctx.status = status;
+    write_ov(ctx.ov, status, bytes);
+    Packet::new(key, bytes, ctx)
+}
+
+/// The part of `data`'s buffers after the first `skip` bytes.
+fn remainder(data: &Data<RawBuf>, skip: usize) -> Vec<(usize, usize)> {
+    let mut bufs: Vec<(usize, usize)> = match data {
+        Data::Buf(b) => vec![(b.ptr(), b.len())],
+        Data::Bufs(v) => v.iter().map(|b| (b.ptr(), b.len())).collect(),
+        _ => Vec::new(),
+    };
+    let mut skip = skip;
+    bufs.retain_mut(|(p, l)| {
+        let cut = skip.min(*l);
+        skip -= cut;
+        *p += cut;
+        *l -= cut;
+        *l > 0
+    });
+    bufs
+}
+
+/// Sends `rest` as the next part of a stream send: `None` if it went pending, else the packet
+/// for the program (the whole send done, or failed).
+pub(crate) fn send_rest(
+    assoc: &Arc<Assoc>,
+    mut ctx: Ctx,
+    mut rest: Vec<(usize, usize)>,
+    key: usize,
+) -> Option<Packet<Ctx, RawBuf>> {
+    loop {
+        if rest.is_empty() {
+            let done = ctx.done;
+            return Some(finished(key, ctx, STATUS_SUCCESS, done));
+        }
+        let before = ctx.done;
+        ctx.follow = false;
+        let outcome = match rest.as_slice() {
+            [(p, l)] => {
+                let rb = RawBuf::new(*p as *mut u8, *l);
+                start(assoc, ctx, |h, c| h.send(rb, libc::MSG_WAITALL, c))
+            }
+            many => {
+                let v = many
+                    .iter()
+                    .map(|(p, l)| RawBuf::new(*p as *mut u8, *l))
+                    .collect();
+                start(assoc, ctx, |h, c| h.writev(v, c))
+            }
+        };
+        match outcome {
+            Outcome::Pending => return None,
+            // Failed, or all sent: `finish` wrote the OVERLAPPED.
+            Outcome::Now { bytes, ctx, .. } if !ctx.follow => {
+                return Some(Packet::new(key, bytes, ctx));
+            }
+            // Part of it sent at once: on with the rest.
+            Outcome::Now { ctx: c, .. } => {
+                ctx = c;
+                let sent = ctx.done - before;
+                let data = Data::Bufs(
+                    rest.iter()
+                        .map(|(p, l)| RawBuf::new(*p as *mut u8, *l))
+                        .collect(),
+                );
+                rest = remainder(&data, sent);
+            }
         }
     }
 }
@@ -996,44 +1271,56 @@ fn finish_now(outcome: Outcome, key: usize) -> Option<Packet<Ctx, RawBuf>> {
     }
 }
 
-/// `TF_REUSE_SOCKET`: puts a new, unconnected socket of the same kind under `fd`.
-fn reuse_socket(fd: RawFd) -> NTSTATUS {
-    let opt = |name| {
-        let mut v: i32 = 0;
-        let mut len = size_of::<i32>() as libc::socklen_t;
-        // SAFETY: `v` has room for an int.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                &mut v as *mut i32 as *mut c_void,
-                &mut len,
-            )
+/// An int socket option at `SOL_SOCKET`.
+pub(crate) fn int_opt(fd: RawFd, name: i32) -> Option<i32> {
+    let mut v: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `v` has room for an int.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            &mut v as *mut i32 as *mut c_void,
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(v)
+}
+
+/// `TF_REUSE_SOCKET`: puts a new, unconnected socket of the same kind under the program's `fd`,
+/// unless the program closed it meanwhile (ticket `no`).
+fn reuse_socket(fd: RawFd, no: u64, expected: Option<&Arc<Assoc>>) -> NTSTATUS {
+    let opt = |name| int_opt(fd, name);
+    let status = 'reuse: {
+        let (Some(domain), Some(ty), Some(proto)) = (
+            opt(libc::SO_DOMAIN),
+            opt(libc::SO_TYPE),
+            opt(libc::SO_PROTOCOL),
+        ) else {
+            break 'reuse crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
         };
-        (rc == 0).then_some(v)
+        // SAFETY: socket(2) takes plain integers.
+        let new = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+        if new < 0 {
+            break 'reuse crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+        }
+        // SAFETY: `fd` is the program's socket, kept open by the ticket until this ends (a
+        // closesocket meanwhile leaves the closing to us); dup3 makes it refer to `new`.
+        let rc = unsafe { libc::dup3(new, fd, libc::O_CLOEXEC) };
+        // SAFETY: `new` is ours and no longer needed.
+        unsafe { libc::close(new) };
+        if rc < 0 {
+            break 'reuse crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+        }
+        rebind(fd, expected);
+        STATUS_SUCCESS
     };
-    let (Some(domain), Some(ty), Some(proto)) = (
-        opt(libc::SO_DOMAIN),
-        opt(libc::SO_TYPE),
-        opt(libc::SO_PROTOCOL),
-    ) else {
-        return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
-    };
-    // SAFETY: socket(2) takes plain integers.
-    let new = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
-    if new < 0 {
-        return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
+    if no != 0 && take_ticket(no) {
+        close_deferred(fd);
+        return STATUS_CANCELLED;
     }
-    // SAFETY: `new` is ours; `fd` is the program's socket, which dup3 makes refer to `new`.
-    let rc = unsafe { libc::dup3(new, fd, libc::O_CLOEXEC) };
-    // SAFETY: `new` is ours and no longer needed.
-    unsafe { libc::close(new) };
-    if rc < 0 {
-        return crate::status::errno_to_status(errno(), crate::status::Origin::Socket);
-    }
-    rebind(fd);
-    STATUS_SUCCESS
+    status
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1058,12 +1345,20 @@ fn accept_ex(
         return Err(WSAEFAULT);
     }
     let assoc = sock_assoc(listen)?;
-    let accept_fd = is_socket(accept)?;
-    if accept_fd == assoc.fd {
+    if int_opt(assoc.fd, libc::SO_ACCEPTCONN) != Some(1) {
+        // Windows: the listening socket must be listening.
         return Err(WSAEINVAL);
     }
-    let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
-    lock(&ACCEPTING).push((accept_fd, ticket, false));
+    let accept_fd = is_socket(accept)?;
+    if accept_fd == assoc.fd || sock_name(accept_fd, false).is_some_and(|a| a.port() != 0) {
+        // Windows: the accept socket must be neither bound nor connected.
+        return Err(WSAEINVAL);
+    }
+    let ticket = new_ticket(
+        accept_fd,
+        false,
+        Some((Arc::downgrade(&assoc), ov as usize)),
+    );
     let info = AcceptInfo {
         accept_fd,
         ticket,
@@ -1161,17 +1456,14 @@ fn connect_ex(
         return Err(WSA_INVALID_PARAMETER);
     }
     // SAFETY: the caller's address of `namelen` bytes (NULL and short lengths refused inside).
-    let Some(addr) = (unsafe { from_raw(name, namelen.max(0) as usize) }) else {
-        return Err(if name.is_null() || namelen <= 0 {
-            WSAEFAULT
-        } else {
-            WSAEAFNOSUPPORT
-        });
-    };
+    let addr = unsafe { addr_arg(name, namelen) }?;
     if data.is_null() && len > 0 {
         return Err(WSAEFAULT);
     }
     let assoc = sock_assoc(s)?;
+    if sock_name(assoc.fd, true).is_some() {
+        return Err(WSAEISCONN);
+    }
     // Windows: the socket must be bound first.
     match sock_name(assoc.fd, false) {
         Some(a) if a.port() != 0 => {}
@@ -1231,7 +1523,7 @@ fn disconnect_ex(
             return Err(errno_to_wsa(errno()));
         }
         if reuse {
-            let st = reuse_socket(fd);
+            let st = reuse_socket(fd, 0, assoc_of(fd).as_ref());
             if !nt_success(st) {
                 return Err(status_to_wsa(st));
             }
@@ -1242,10 +1534,17 @@ fn disconnect_ex(
         return Err(WSAEFAULT);
     }
     let assoc = sock_assoc(s)?;
+    if sock_name(assoc.fd, true).is_none() {
+        return Err(WSAENOTCONN);
+    }
     let silent = begin_ov(ov);
     let mut ctx = Ctx::new(ov, Kind::Disconnect, silent);
     if reuse {
-        ctx.extra = Some(Box::new(Extra::Reuse));
+        let fd = assoc.fd;
+        ctx.extra = Some(Box::new(Extra::Reuse {
+            ticket: new_ticket(fd, true, None),
+            fd,
+        }));
     }
     match start(&assoc, ctx, |h, c| h.shutdown(Shutdown::Both, c)) {
         Outcome::Pending => Err(ERROR_IO_PENDING),

@@ -775,6 +775,18 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         self.io()?.hook.set(hook).map_err(|_| Error::HookSet)
     }
 
+    /// Moves the completions the kernel has ready into the port's queue, running the
+    /// [completion hook](CompletionPort::set_completion_hook) on each, without waiting and without
+    /// taking a packet; returns how many. `get` does this itself: this is for a layer that must
+    /// see operations complete while no thread waits in `get` (the C ABI's `GetOverlappedResult`
+    /// and `closesocket`, whose callers read the status the hook writes).
+    pub fn poll_completions(&self) -> usize {
+        match self.inner.io.get() {
+            Some(io) => io.reap(false, usize::MAX, &mut |p| self.inner.place(p)),
+            None => 0,
+        }
+    }
+
     /// The concurrency value: how many threads may run packets from this port at once.
     pub fn concurrency(&self) -> usize {
         self.inner.concurrency

@@ -45,3 +45,26 @@ fn hook_rewrites_operation_packets_only_and_is_set_once() {
     assert_eq!((left[0].key, left[0].value), (77, 1003));
     assert!(matches!(port.set_completion_hook(hook), Err(Error::Closed)));
 }
+
+#[test]
+fn poll_completions_runs_the_hook_without_a_waiting_thread() {
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    fn count(_: &mut iocport::Packet<u8>) {
+        RAN.fetch_add(1, Ordering::SeqCst);
+    }
+    let port: CompletionPort<u8> = CompletionPort::new(1);
+    port.set_completion_hook(count).unwrap();
+    port.nop(1, 1).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while RAN.load(Ordering::SeqCst) == 0 {
+        port.poll_completions();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the nop never completed"
+        );
+        std::thread::yield_now();
+    }
+    // The packet waits in the queue for `get`.
+    let p = port.get(Some(Duration::ZERO)).unwrap();
+    assert_eq!(p.key, 1);
+}
