@@ -290,12 +290,32 @@ fn rw(
             }
         }
         let n = if ov.is_null() {
-            // SAFETY: the caller's buffer of `len` bytes.
-            unsafe {
-                if write {
-                    libc::write(fd, buf as *const c_void, len as usize)
-                } else {
-                    libc::read(fd, buf as *mut c_void, len as usize)
+            loop {
+                // SAFETY: the caller's buffer of `len` bytes.
+                let n = unsafe {
+                    if write {
+                        libc::write(fd, buf as *const c_void, len as usize)
+                    } else {
+                        libc::read(fd, buf as *mut c_void, len as usize)
+                    }
+                };
+                if n >= 0 {
+                    break n;
+                }
+                match errno() {
+                    libc::EINTR => {}
+                    // The epoll backend made the associated fd non-blocking; a synchronous
+                    // call waits, as it would have.
+                    libc::EAGAIN if assoc.is_some() => {
+                        let mut p = libc::pollfd {
+                            fd,
+                            events: if write { libc::POLLOUT } else { libc::POLLIN },
+                            revents: 0,
+                        };
+                        // SAFETY: one valid pollfd.
+                        unsafe { libc::poll(&mut p, 1, -1) };
+                    }
+                    _ => break n,
                 }
             }
         } else {
@@ -355,7 +375,16 @@ fn rw(
             start(&assoc, ctx, |h, c| h.recv(rb, 0, c))
         }
     } else if assoc.seekable {
-        let off = offset_of(ov);
+        let mut off = offset_of(ov);
+        if write && off == u64::MAX {
+            // Offset and OffsetHigh both 0xFFFFFFFF: Windows writes at the end of the file.
+            // SAFETY: an all-zero stat is valid; fstat writes it.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: as above, on the program's fd.
+            if unsafe { libc::fstat(fd, &mut st) } == 0 {
+                off = st.st_size as u64;
+            }
+        }
         if write {
             start(&assoc, ctx, |h, c| h.write_at(rb, off, c))
         } else {

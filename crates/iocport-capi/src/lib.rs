@@ -27,6 +27,7 @@
 // closures that start operations return that as is.
 #![allow(clippy::result_large_err)]
 
+mod bsd;
 mod core;
 mod file;
 mod handles;

@@ -312,6 +312,7 @@ pub(crate) fn close_fd(fd: RawFd) -> Result<(), i32> {
     }
     forget_fd(fd);
     crate::file::forget(fd);
+    crate::bsd::forget(fd);
     crate::sock::close_accepting(fd)
 }
 
@@ -319,6 +320,10 @@ pub(crate) fn close_fd(fd: RawFd) -> Result<(), i32> {
 #[no_mangle]
 pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
     guard(FALSE, || {
+        if hObject == INVALID_HANDLE_VALUE {
+            // GetCurrentProcess()'s pseudo-handle: closing it does nothing and succeeds.
+            return TRUE;
+        }
         if handles::is_object_handle(hObject) {
             return match handles::remove(hObject) {
                 Some(Object::Port(port)) => {

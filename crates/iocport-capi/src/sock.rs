@@ -427,7 +427,12 @@ const MIN_ADDR_AREA: u32 = 32;
 /// Writes an address into one of `AcceptEx`'s areas, in Wine's layout: an `int` length, then the
 /// address.
 fn write_area(area: usize, cap: u32, addr: Option<SocketAddr>) {
-    let Some(addr) = addr else { return };
+    let Some(addr) = addr else {
+        // Not an IP address (a Unix socket's): an empty one.
+        // SAFETY: `area` is at least MIN_ADDR_AREA bytes of the caller's buffer (see below).
+        unsafe { (area as *mut i32).write_unaligned(0) };
+        return;
+    };
     let (st, len) = to_raw(&addr);
     let n = len.min(cap as usize - size_of::<i32>());
     // SAFETY: `area` is `cap` bytes of the caller's AcceptEx buffer (cap >= MIN_ADDR_AREA, checked
@@ -518,7 +523,7 @@ fn sync_msg(
         match errno() {
             libc::EINTR => continue,
             // The epoll backend made the associated socket non-blocking; a blocking call waits.
-            libc::EAGAIN if assoc_of(fd).is_some() => {
+            libc::EAGAIN if assoc_of(fd).is_some() && !crate::bsd::program_nonblocking(fd) => {
                 let mut p = libc::pollfd {
                     fd,
                     events: if send { libc::POLLOUT } else { libc::POLLIN },
@@ -1352,6 +1357,13 @@ fn accept_ex(
     let accept_fd = is_socket(accept)?;
     if accept_fd == assoc.fd || sock_name(accept_fd, false).is_some_and(|a| a.port() != 0) {
         // Windows: the accept socket must be neither bound nor connected.
+        return Err(WSAEINVAL);
+    }
+    if lock(&TICKETS)
+        .iter()
+        .any(|t| t.fd == accept_fd && !t.closed)
+    {
+        // An AcceptEx into this socket is pending already.
         return Err(WSAEINVAL);
     }
     let ticket = new_ticket(

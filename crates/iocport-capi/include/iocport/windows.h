@@ -24,6 +24,9 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <wchar.h>
+#ifdef __cplusplus
+#include <type_traits>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,6 +82,11 @@ typedef wchar_t WCHAR;
 typedef WCHAR *LPWSTR;
 typedef const WCHAR *LPCWSTR;
 typedef UINT_PTR SOCKET;
+/* Winsock's BSD names; the same types as glibc's where it defines them. */
+typedef unsigned char u_char;
+typedef unsigned short u_short;
+typedef unsigned int u_int;
+typedef unsigned long u_long;
 typedef unsigned int GROUP;
 
 #ifndef TRUE
@@ -194,10 +202,25 @@ IOCP_STATIC_ASSERT(offsetof(WSABUF, buf) == 8, "WSABUF.buf at 8");
 #define STATUS_INVALID_PARAMETER ((NTSTATUS)0xC000000D)
 #define STATUS_END_OF_FILE ((NTSTATUS)0xC0000011)
 #define STATUS_NO_MEMORY ((NTSTATUS)0xC0000017)
+#define STATUS_ACCESS_VIOLATION ((NTSTATUS)0xC0000005)
 #define STATUS_ACCESS_DENIED ((NTSTATUS)0xC0000022)
 #define STATUS_BUFFER_TOO_SMALL ((NTSTATUS)0xC0000023)
 #define STATUS_OBJECT_TYPE_MISMATCH ((NTSTATUS)0xC0000024)
+#define STATUS_OBJECT_NAME_NOT_FOUND ((NTSTATUS)0xC0000034)
+#define STATUS_OBJECT_NAME_COLLISION ((NTSTATUS)0xC0000035)
+#define STATUS_OBJECT_PATH_NOT_FOUND ((NTSTATUS)0xC000003A)
+#define STATUS_SHARING_VIOLATION ((NTSTATUS)0xC0000043)
 #define STATUS_DISK_FULL ((NTSTATUS)0xC000007F)
+#define STATUS_MEDIA_WRITE_PROTECTED ((NTSTATUS)0xC00000A2)
+#define STATUS_DEVICE_BUSY ((NTSTATUS)0xC00000AE)
+#define STATUS_PIPE_DISCONNECTED ((NTSTATUS)0xC00000B0)
+#define STATUS_FILE_IS_A_DIRECTORY ((NTSTATUS)0xC00000BA)
+#define STATUS_NETWORK_BUSY ((NTSTATUS)0xC00000BF)
+#define STATUS_DIRECTORY_NOT_EMPTY ((NTSTATUS)0xC0000101)
+#define STATUS_NOT_A_DIRECTORY ((NTSTATUS)0xC0000103)
+#define STATUS_TOO_MANY_OPENED_FILES ((NTSTATUS)0xC000011F)
+#define STATUS_CONNECTION_DISCONNECTED ((NTSTATUS)0xC000020C)
+#define STATUS_CONNECTION_ACTIVE ((NTSTATUS)0xC000023B)
 #define STATUS_DEVICE_NOT_READY ((NTSTATUS)0xC00000A3)
 #define STATUS_NOT_SUPPORTED ((NTSTATUS)0xC00000BB)
 #define STATUS_IO_TIMEOUT ((NTSTATUS)0xC00000B5)
@@ -222,11 +245,13 @@ IOCP_STATIC_ASSERT(offsetof(WSABUF, buf) == 8, "WSABUF.buf at 8");
 #define ERROR_NOT_ENOUGH_MEMORY 8L
 #define ERROR_OUTOFMEMORY 14L
 #define ERROR_WRITE_PROTECT 19L
+#define ERROR_NOT_READY 21L
 #define ERROR_GEN_FAILURE 31L
 #define ERROR_SHARING_VIOLATION 32L
 #define ERROR_HANDLE_EOF 38L
 #define ERROR_HANDLE_DISK_FULL 39L
 #define ERROR_NOT_SUPPORTED 50L
+#define ERROR_NETWORK_BUSY 54L
 #define ERROR_NETNAME_DELETED 64L
 #define ERROR_FILE_EXISTS 80L
 #define ERROR_INVALID_PARAMETER 87L
@@ -237,10 +262,13 @@ IOCP_STATIC_ASSERT(offsetof(WSABUF, buf) == 8, "WSABUF.buf at 8");
 #define ERROR_INSUFFICIENT_BUFFER 122L
 #define ERROR_INVALID_NAME 123L
 #define ERROR_DIR_NOT_EMPTY 145L
+#define ERROR_BUSY 170L
 #define ERROR_ALREADY_EXISTS 183L
+#define ERROR_PIPE_NOT_CONNECTED 233L
 #define ERROR_MORE_DATA 234L
 #define WAIT_TIMEOUT 258L
 #define ERROR_DIRECTORY 267L
+#define ERROR_MR_MID_NOT_FOUND 317L
 #define ERROR_ABANDONED_WAIT_0 735L
 #define ERROR_OPERATION_ABORTED 995L
 #define ERROR_IO_INCOMPLETE 996L
@@ -254,6 +282,8 @@ IOCP_STATIC_ASSERT(offsetof(WSABUF, buf) == 8, "WSABUF.buf at 8");
 #define ERROR_PORT_UNREACHABLE 1234L
 #define ERROR_CONNECTION_ABORTED 1236L
 #define ERROR_CONNECTION_INVALID 1229L
+#define ERROR_CONNECTION_ACTIVE 1230L
+#define ERROR_INTERNAL_ERROR 1359L
 
 #define WAIT_OBJECT_0 0L
 #define WAIT_ABANDONED_0 0x80L
@@ -333,11 +363,7 @@ IOCP_STATIC_ASSERT(offsetof(WSABUF, buf) == 8, "WSABUF.buf at 8");
 #define SD_RECEIVE 0
 #define SD_SEND 1
 #define SD_BOTH 2
-#define MSG_PARTIAL 0x8000
 
-#define IOC_IN 0x80000000u
-#define IOC_OUT 0x40000000u
-#define IOC_WS2 0x08000000u
 #define SIO_GET_EXTENSION_FUNCTION_POINTER 0xC8000006u
 #define SO_UPDATE_ACCEPT_CONTEXT 0x700B
 #define SO_UPDATE_CONNECT_CONTEXT 0x7010
@@ -477,19 +503,149 @@ IOCP_API BOOL WSAAPI TransmitFile(SOCKET hSocket, HANDLE hFile, DWORD nNumberOfB
                                   LPTRANSMIT_FILE_BUFFERS lpTransmitBuffers, DWORD dwReserved);
 
 /*
- * socket() and setsockopt() keep their Winsock behaviour (no fd 0, 1 or 2; SO_UPDATE_ACCEPT_CONTEXT
- * and SO_UPDATE_CONNECT_CONTEXT accepted) under these names; the macros below route the Winsock
- * spellings to them. Define IOCPORT_NO_SOCKET_MACROS to keep libc's.
+ * The BSD socket calls with Winsock's behaviour: SOCKET arguments, int lengths, failures as
+ * SOCKET_ERROR with WSAGetLastError() set (libc's would leave it untouched), no fd 0-2 for new
+ * sockets, SO_UPDATE_ACCEPT_CONTEXT and SO_UPDATE_CONNECT_CONTEXT accepted. Length pointers may
+ * point to an int or a socklen_t (both 4 bytes).
+ *
+ * In C, macros route the Winsock spellings (socket(...), bind(...), ...) to them. In C++ they are
+ * overloads taking a SOCKET, chosen over libc's for Winsock-style calls (a SOCKET, a char *
+ * buffer, an int length) while calls with an int fd still reach libc; std::bind and member
+ * functions of these names are untouched. socket() is a macro in both (it cannot be
+ * overloaded). Define IOCPORT_NO_SOCKET_MACROS to keep libc's everywhere.
  */
 IOCP_API SOCKET WSAAPI iocp_socket(int af, int type, int protocol);
 IOCP_API int WSAAPI iocp_setsockopt(SOCKET s, int level, int optname, const void *optval,
                                     int optlen);
+IOCP_API int WSAAPI iocp_getsockopt(SOCKET s, int level, int optname, void *optval,
+                                    void *optlen);
+IOCP_API int WSAAPI iocp_bind(SOCKET s, const struct sockaddr *name, int namelen);
+IOCP_API int WSAAPI iocp_listen(SOCKET s, int backlog);
+IOCP_API int WSAAPI iocp_connect(SOCKET s, const struct sockaddr *name, int namelen);
+IOCP_API SOCKET WSAAPI iocp_accept(SOCKET s, struct sockaddr *addr, void *addrlen);
+IOCP_API int WSAAPI iocp_getsockname(SOCKET s, struct sockaddr *name, void *namelen);
+IOCP_API int WSAAPI iocp_getpeername(SOCKET s, struct sockaddr *name, void *namelen);
+IOCP_API int WSAAPI iocp_shutdown(SOCKET s, int how);
+IOCP_API int WSAAPI iocp_send(SOCKET s, const void *buf, int len, int flags);
+IOCP_API int WSAAPI iocp_recv(SOCKET s, void *buf, int len, int flags);
+IOCP_API int WSAAPI iocp_sendto(SOCKET s, const void *buf, int len, int flags,
+                                const struct sockaddr *to, int tolen);
+IOCP_API int WSAAPI iocp_recvfrom(SOCKET s, void *buf, int len, int flags, struct sockaddr *from,
+                                  void *fromlen);
+/* FIONBIO and FIONREAD, with Windows' values (Linux's are accepted too). */
+IOCP_API int WSAAPI ioctlsocket(SOCKET s, long cmd, unsigned long *argp);
+#ifndef FIONBIO
+#define FIONBIO ((long)(int)0x8004667E)
+#endif
+#ifndef FIONREAD
+#define FIONREAD ((long)0x4004667F)
+#endif
+
 #ifndef IOCPORT_NO_SOCKET_MACROS
-#define socket iocp_socket
-#define setsockopt iocp_setsockopt
+#define socket(af, type, protocol) iocp_socket(af, type, protocol)
+#ifndef __cplusplus
+#define setsockopt(s, level, name, val, len) iocp_setsockopt(s, level, name, val, len)
+#define getsockopt(s, level, name, val, len) iocp_getsockopt(s, level, name, val, len)
+#define bind(s, name, len) iocp_bind(s, name, len)
+#define listen(s, backlog) iocp_listen(s, backlog)
+#define connect(s, name, len) iocp_connect(s, name, len)
+#define accept(s, addr, len) iocp_accept(s, addr, len)
+#define getsockname(s, name, len) iocp_getsockname(s, name, len)
+#define getpeername(s, name, len) iocp_getpeername(s, name, len)
+#define shutdown(s, how) iocp_shutdown(s, how)
+#define send(s, buf, len, flags) iocp_send(s, buf, len, flags)
+#define recv(s, buf, len, flags) iocp_recv(s, buf, len, flags)
+#define sendto(s, buf, len, flags, to, tolen) iocp_sendto(s, buf, len, flags, to, tolen)
+#define recvfrom(s, buf, len, flags, from, fromlen) iocp_recvfrom(s, buf, len, flags, from, fromlen)
+#endif
 #endif
 
 #ifdef __cplusplus
 }
+
+#ifndef IOCPORT_NO_SOCKET_MACROS
+/* Templates that match a SOCKET exactly (and any buffer, length or length-pointer type), so a
+ * Winsock-style call picks them over libc's while a call with an int fd still picks libc's. */
+namespace iocport_detail {
+template <class S>
+using if_socket = typename std::enable_if<std::is_same<S, SOCKET>::value, int>::type;
+}
+template <class S, class V, class L, iocport_detail::if_socket<S> = 0>
+inline int setsockopt(S s, int level, int name, const V *val, L len)
+{
+    return iocp_setsockopt(s, level, name, val, (int)len);
+}
+/* For NULL arguments, which no template can deduce a type from. */
+template <class S, iocport_detail::if_socket<S> = 0>
+inline int setsockopt(S s, int level, int name, const char *val, int len)
+{
+    return iocp_setsockopt(s, level, name, val, len);
+}
+template <class S, class V, class P, iocport_detail::if_socket<S> = 0>
+inline int getsockopt(S s, int level, int name, V *val, P *len)
+{
+    return iocp_getsockopt(s, level, name, val, len);
+}
+template <class S, class A, class L, iocport_detail::if_socket<S> = 0>
+inline int bind(S s, const A *name, L len)
+{
+    return iocp_bind(s, (const struct sockaddr *)name, (int)len);
+}
+template <class S, iocport_detail::if_socket<S> = 0>
+inline int listen(S s, int backlog)
+{
+    return iocp_listen(s, backlog);
+}
+template <class S, class A, class L, iocport_detail::if_socket<S> = 0>
+inline int connect(S s, const A *name, L len)
+{
+    return iocp_connect(s, (const struct sockaddr *)name, (int)len);
+}
+template <class S, class A, class P, iocport_detail::if_socket<S> = 0>
+inline SOCKET accept(S s, A *addr, P *len)
+{
+    return iocp_accept(s, (struct sockaddr *)addr, len);
+}
+template <class S, iocport_detail::if_socket<S> = 0>
+inline SOCKET accept(S s, struct sockaddr *addr, int *len)
+{
+    return iocp_accept(s, addr, len);
+}
+template <class S, class A, class P, iocport_detail::if_socket<S> = 0>
+inline int getsockname(S s, A *name, P *len)
+{
+    return iocp_getsockname(s, (struct sockaddr *)name, len);
+}
+template <class S, class A, class P, iocport_detail::if_socket<S> = 0>
+inline int getpeername(S s, A *name, P *len)
+{
+    return iocp_getpeername(s, (struct sockaddr *)name, len);
+}
+template <class S, iocport_detail::if_socket<S> = 0>
+inline int shutdown(S s, int how)
+{
+    return iocp_shutdown(s, how);
+}
+template <class S, class B, class L, iocport_detail::if_socket<S> = 0>
+inline int send(S s, const B *buf, L len, int flags)
+{
+    return iocp_send(s, buf, (int)len, flags);
+}
+template <class S, class B, class L, iocport_detail::if_socket<S> = 0>
+inline int recv(S s, B *buf, L len, int flags)
+{
+    return iocp_recv(s, buf, (int)len, flags);
+}
+template <class S, class B, class L, class A, class T, iocport_detail::if_socket<S> = 0>
+inline int sendto(S s, const B *buf, L len, int flags, const A *to, T tolen)
+{
+    return iocp_sendto(s, buf, (int)len, flags, (const struct sockaddr *)to, (int)tolen);
+}
+template <class S, class B, class L, class A, class P, iocport_detail::if_socket<S> = 0>
+inline int recvfrom(S s, B *buf, L len, int flags, A *from, P *fromlen)
+{
+    return iocp_recvfrom(s, buf, (int)len, flags, (struct sockaddr *)from, fromlen);
+}
+#endif
 #endif
 #endif /* IOCPORT_WINDOWS_H */

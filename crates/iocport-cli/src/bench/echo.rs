@@ -6,37 +6,53 @@
 //! percentile round-trip time (`rtt_p99_ns`).
 //!
 //! One load client drives every server: a single thread with `mio` (epoll, edge-triggered), so the
-//! servers differ and nothing else does. Each server runs in this process on its own threads,
-//! listens on an ephemeral port of 127.0.0.1, is started before its round's connections are made,
-//! and is stopped, every thread joined, after the client has closed them. Servers echo whatever
-//! they read, up to [`SERVER_BUF`] bytes at a time.
+//! servers differ and nothing else does. Each server (but `iocport-c`) runs in this process on its
+//! own threads, listens on an ephemeral port of 127.0.0.1, is started before its round's
+//! connections are made, and is stopped, every thread joined, after the client has closed them.
+//! Servers echo whatever they read, up to [`SERVER_BUF`] bytes at a time.
 //!
 //! - `iocport`: one port, CPUs worker threads calling `get`; accept operations on the listener,
 //!   then recv and send operations per connection.
 //! - `iocport-interrupted`, `iocport-sqpoll`: the same server in the other submission modes.
 //! - `iocport-epoll`: the same server on the epoll backend, forced (`iocport echo --backend
 //!   epoll`).
+//! - `iocport-c`: the C library's IOCP server, `examples/c/echo_server.c` (AcceptEx posted ahead,
+//!   CPUs worker threads in `GetQueuedCompletionStatus`, `WSARecv` then `WSASend` per
+//!   connection), run as a child process; the only system not in this process. Before the first
+//!   case, `scripts/install-capi.sh target/capi` builds and installs the library (release) and
+//!   `cc -O2` compiles the example against it (`pkg-config`, an rpath to `target/capi/lib`). The
+//!   server prints `listening on 127.0.0.1:PORT` and stops when its stdin is closed. Its port
+//!   picks its backend as `iocport`'s does (`IOCPORT_BACKEND` is inherited). Skipped, with a
+//!   note, when it cannot be built (no `cc` or `pkg-config`, the source tree gone).
 //! - `tokio`: the multi-thread runtime with CPUs workers, one task per connection
 //!   (`read` then `write_all`).
 //! - `thread-per-conn`: std's blocking `TcpStream`, one thread per connection.
+//!
+//! Targets, on `echo_conn128` round trips per second: `iocport` at least `tokio`'s; `iocport-c`
+//! at least 0.9 times `iocport`'s (what the Win32 layer may cost) and at least `tokio`'s.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::child::{find_tool, Guard};
 use super::{
-    cpus, epoll_note, percentile, run_case, Config, Contender, Flavor, Goal, Record, Report,
-    Target, Values, IOCPORT_FLAVORS, IO_WAIT,
+    cpus, epoll_note, percentile, run_case, say, Config, Contender, Flavor, Goal, Record, Report,
+    Target, Values, IOCPORT, IOCPORT_FLAVORS, IO_WAIT,
 };
 
 const SUITE: &str = "echo";
 const TOKIO: &str = "tokio";
 const THREADS: &str = "thread-per-conn";
+/// `examples/c/echo_server.c` on the C library.
+const IOCPORT_C: &str = "iocport-c";
 
 /// The size of one request (and of its echo).
 const MSG: usize = 128;
@@ -46,13 +62,19 @@ const SERVER_BUF: usize = crate::echo::BUF;
 const RUNTIME: Duration = Duration::from_secs(3);
 /// How long stopping a server may take.
 const STOP_WAIT: Duration = Duration::from_secs(5);
+/// How long the C server may take to print its address.
+const START_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the suite.
 pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     let mut report = Report::default();
     let runtime = if cfg.quick { RUNTIME / 6 } else { RUNTIME };
+    say("bench echo: building the C library and examples/c/echo_server.c (iocport-c)");
+    let c_server = build_c_server(&source_root());
     for conns in [16, 128] {
-        report.records.extend(echo_case(cfg, conns, runtime)?);
+        report
+            .records
+            .extend(echo_case(cfg, conns, runtime, c_server.as_deref().ok())?);
     }
     report.notes.push(format!(
         "echo_*: {MSG}-byte ping-pong for {:.1}s per round from one single-threaded mio client; \
@@ -65,6 +87,15 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         "the echo server's port built with Builder::backend(BackendChoice::Epoll), as `iocport \
          echo --backend epoll` does",
     ));
+    match &c_server {
+        Ok(_) => report.notes.push(format!(
+            "{IOCPORT_C}: examples/c/echo_server.c, cc -O2 against libiocport (release, \
+             scripts/install-capi.sh target/capi), a child process with {} worker threads and \
+             {C_ACCEPTS} AcceptEx posted; its port picks the backend as iocport's does",
+            cpus()
+        )),
+        Err(why) => report.notes.push(format!("{IOCPORT_C} skipped: {why}")),
+    }
     report.targets.push(Target {
         case: "echo_conn128",
         metric: "req_per_s",
@@ -73,11 +104,42 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
             factor: 1.0,
         },
     });
+    if c_server.is_ok() {
+        report.targets.extend([
+            Target {
+                case: "echo_conn128",
+                metric: "req_per_s",
+                goal: Goal::Of {
+                    system: IOCPORT_C,
+                    goal: &Goal::AtLeastFactorOf {
+                        peer: IOCPORT,
+                        factor: 0.9,
+                    },
+                },
+            },
+            Target {
+                case: "echo_conn128",
+                metric: "req_per_s",
+                goal: Goal::Of {
+                    system: IOCPORT_C,
+                    goal: &Goal::AtLeastFactorOf {
+                        peer: TOKIO,
+                        factor: 1.0,
+                    },
+                },
+            },
+        ]);
+    }
     Ok(report)
 }
 
-/// Case `echo_conn{conns}`.
-fn echo_case(cfg: &Config, conns: usize, runtime: Duration) -> Result<Vec<Record>, String> {
+/// Case `echo_conn{conns}`; `c_server` is the C server's program, when it could be built.
+fn echo_case(
+    cfg: &Config,
+    conns: usize,
+    runtime: Duration,
+    c_server: Option<&Path>,
+) -> Result<Vec<Record>, String> {
     let mut contenders: Vec<Contender<'_>> = IOCPORT_FLAVORS
         .iter()
         .map(|&(system, flavor)| {
@@ -86,6 +148,11 @@ fn echo_case(cfg: &Config, conns: usize, runtime: Duration) -> Result<Vec<Record
             })
         })
         .collect();
+    if let Some(exe) = c_server {
+        contenders.push(Contender::new(IOCPORT_C, move || {
+            round(CServer::start(exe, cpus())?, conns, runtime)
+        }));
+    }
     contenders.push(Contender::new(TOKIO, move || {
         round(TokioServer::start()?, conns, runtime)
     }));
@@ -451,6 +518,237 @@ impl Server for IocportServer {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// iocport-c: examples/c/echo_server.c on the C library
+
+/// How many AcceptEx the C server keeps posted (its default).
+const C_ACCEPTS: usize = 64;
+
+/// The source tree this binary was built from, which holds the install script and the C example.
+/// Deliberately not [`super::project_root`] (the directory the run was started in): the C server
+/// must match the library of this build.
+fn source_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// Builds the C server for the run: installs the library into `ROOT/target/capi` (which builds
+/// it in release), then compiles the example against it into `ROOT/target/capi/echo_server`.
+/// The error says why it could not be built; the system is then skipped.
+fn build_c_server(root: &Path) -> Result<PathBuf, String> {
+    let (cc, pkg_config) = c_tools()?;
+    let script = root.join("scripts/install-capi.sh");
+    if !script.is_file() {
+        return Err(format!(
+            "{} not found (the source tree this binary was built from is gone)",
+            script.display()
+        ));
+    }
+    let prefix = root.join("target/capi");
+    run_tool(
+        "scripts/install-capi.sh",
+        Command::new("bash").arg(&script).arg(&prefix),
+    )?;
+    compile_c_server(root, &prefix, &cc, &pkg_config, &prefix.join("echo_server"))
+}
+
+/// `cc` and `pkg-config`, or which one is missing.
+fn c_tools() -> Result<(PathBuf, PathBuf), String> {
+    let cc = find_tool("cc", &[]).ok_or("cc not found (install gcc)")?;
+    let pkg_config = find_tool("pkg-config", &[]).ok_or("pkg-config not found (install it)")?;
+    Ok((cc, pkg_config))
+}
+
+/// Compiles `examples/c/echo_server.c` with `cc -O2` and `pkg-config --cflags --libs iocport`
+/// of the library installed under `prefix`, with an rpath to it, into `out` (written under
+/// another name first, then renamed, so that a server still running keeps its program).
+fn compile_c_server(
+    root: &Path,
+    prefix: &Path,
+    cc: &Path,
+    pkg_config: &Path,
+    out: &Path,
+) -> Result<PathBuf, String> {
+    let source = root.join("examples/c/echo_server.c");
+    let libdir = prefix.join("lib");
+    let flags = run_tool(
+        "pkg-config",
+        Command::new(pkg_config)
+            .args(["--cflags", "--libs", "iocport"])
+            .env("PKG_CONFIG_PATH", libdir.join("pkgconfig")),
+    )?;
+    let partial = out.with_extension(format!("tmp{}", std::process::id()));
+    let mut rpath = std::ffi::OsString::from("-Wl,-rpath,");
+    rpath.push(&libdir);
+    let compiled = run_tool(
+        "cc",
+        Command::new(cc)
+            .args(["-O2", "-std=c11"])
+            .arg(&source)
+            .arg("-o")
+            .arg(&partial)
+            .args(flags.split_whitespace())
+            .arg(rpath),
+    )
+    .and_then(|_| {
+        std::fs::rename(&partial, out).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                partial.display(),
+                out.display()
+            )
+        })
+    });
+    if compiled.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    compiled.map(|()| out.to_path_buf())
+}
+
+/// Runs a build step to its end: its stdout, or an error with the end of what it printed.
+fn run_tool(name: &str, cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    Err(format!(
+        "{name} failed ({}): {}",
+        out.status,
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    ))
+}
+
+/// The C server, a child process: `echo_server 0 THREADS`.
+struct CServer {
+    guard: Guard,
+    addr: SocketAddr,
+    /// Its standard input: closing it stops the server.
+    stdin: Option<ChildStdin>,
+    /// The last lines it wrote to stderr.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl CServer {
+    /// Starts it and waits (up to [`START_WAIT`]) for `listening on 127.0.0.1:PORT`.
+    fn start(exe: &Path, threads: usize) -> Result<CServer, String> {
+        let mut cmd = Command::new(exe);
+        cmd.arg("0")
+            .arg(threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut guard = Guard::spawn(IOCPORT_C, &mut cmd)?;
+        let child = guard.child().ok_or("the C server has no process")?;
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            return Err("the C server's output is not piped".into());
+        };
+        // Both pipes are read to their end, so that they never fill: stderr's last lines are
+        // kept, stdout's first line is handed over.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        {
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    if log.len() >= 20 {
+                        log.remove(0);
+                    }
+                    log.push(line);
+                }
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            lines.for_each(drop);
+        });
+        let line = match rx.recv_timeout(START_WAIT) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the C server printed no address within {START_WAIT:?}: {}",
+                    log_tail(&log)
+                ))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = guard.wait(STOP_WAIT)?;
+                // Let the reader store the last lines.
+                thread::sleep(Duration::from_millis(20));
+                return Err(format!(
+                    "the C server exited ({status}) before listening: {}",
+                    log_tail(&log)
+                ));
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| format!("the C server printed {line:?}, not `listening on ADDR`"))?;
+        Ok(CServer {
+            guard,
+            addr,
+            stdin,
+            log,
+        })
+    }
+}
+
+/// The lines kept from a server's stderr, joined.
+fn log_tail(log: &Mutex<Vec<String>>) -> String {
+    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.is_empty() {
+        "(no output)".into()
+    } else {
+        log.join(" | ")
+    }
+}
+
+impl Server for CServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Closes its stdin and waits up to [`STOP_WAIT`] for it to exit with 0 (the guard kills it
+    /// otherwise). What it printed on stderr counts as failure too: the server is quiet unless
+    /// something went wrong.
+    fn stop(mut self) -> Result<(), String> {
+        if let Some(status) = self.guard.try_wait()? {
+            return Err(format!(
+                "the C server exited ({status}) during the load: {}",
+                log_tail(&self.log)
+            ));
+        }
+        drop(self.stdin.take());
+        let status = self.guard.wait(STOP_WAIT)?;
+        // Let the thread that reads its stderr catch up with the last lines.
+        thread::sleep(Duration::from_millis(20));
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match (status.success(), log.is_empty()) {
+            (true, true) => Ok(()),
+            (true, false) => Err(format!("the C server reported: {}", log.join(" | "))),
+            (false, _) => Err(format!(
+                "the C server exited with {status}: {}",
+                log_tail(&self.log)
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,5 +771,111 @@ mod tests {
             let v = round(ThreadServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
         }
+    }
+
+    /// A directory of this test's own, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!("iocport-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The C example, compiled afresh against the library installed in `target/capi` (by
+    /// `iocport bench echo`, or `scripts/install-capi.sh target/capi`), serves the load on the
+    /// backend its port picks (`IOCPORT_BACKEND` is inherited), and stops when its stdin closes.
+    /// Building the library in release is the benchmark's work, not a unit test's: without the
+    /// installed library, or without cc or pkg-config, this is skipped and says so.
+    #[test]
+    fn the_c_server_serves_the_load() {
+        let root = source_root();
+        let prefix = root.join("target/capi");
+        // Read, not only looked for: a user who may not read it (scripts/unprivileged.sh's) skips.
+        if std::fs::read(prefix.join("lib/pkgconfig/iocport.pc")).is_err() {
+            eprintln!(
+                "skipped: the C library is not installed in {} (run `scripts/install-capi.sh \
+                 target/capi` or `iocport bench echo`)",
+                prefix.display()
+            );
+            return;
+        }
+        let (cc, pkg_config) = match c_tools() {
+            Ok(tools) => tools,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let dir = TempDir::new("c-echo-test");
+        let exe =
+            compile_c_server(&root, &prefix, &cc, &pkg_config, &dir.0.join("echo_server")).unwrap();
+        let t = Duration::from_millis(100);
+        for conns in [1, 8] {
+            let server = CServer::start(&exe, 2).unwrap();
+            let v = round(server, conns, t).unwrap();
+            assert!(v[0].1 > 0.0);
+        }
+    }
+
+    /// Stand-ins for the C server: the handshake (the address read from stdout), the stop (stdin
+    /// closed, exit 0), and servers that fail before listening, print nonsense, complain on
+    /// stderr or exit badly.
+    #[test]
+    fn c_server_handshake_and_failures() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("c-echo-handshake");
+        let script = |name: &str, body: &str| {
+            let path = dir.0.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let good = script(
+            "good",
+            "[ \"$1 $2\" = \"0 3\" ] || exit 9\n\
+             echo 'listening on 127.0.0.1:4321'\n\
+             cat >/dev/null",
+        );
+        let server = CServer::start(&good, 3).unwrap();
+        assert_eq!(server.addr(), SocketAddr::from((Ipv4Addr::LOCALHOST, 4321)));
+        server.stop().unwrap();
+
+        let failing = script("failing", "echo 'WSAStartup failed' >&2; exit 1");
+        let e = CServer::start(&failing, 2).err().unwrap();
+        assert!(
+            e.contains("before listening") && e.contains("WSAStartup failed"),
+            "{e}"
+        );
+
+        let nonsense = script("nonsense", "echo 'hello'; cat >/dev/null");
+        let e = CServer::start(&nonsense, 2).err().unwrap();
+        assert!(e.contains("\"hello\""), "{e}");
+
+        let complaining = script(
+            "complaining",
+            "echo 'listening on 127.0.0.1:4322'; cat >/dev/null; \
+             echo 'echo_server: WSASend failed: 10055' >&2",
+        );
+        let server = CServer::start(&complaining, 2).unwrap();
+        let e = server.stop().unwrap_err();
+        assert!(e.contains("WSASend failed: 10055"), "{e}");
+
+        let crashing = script(
+            "crashing",
+            "echo 'listening on 127.0.0.1:4323'; cat >/dev/null; exit 3",
+        );
+        let server = CServer::start(&crashing, 2).unwrap();
+        let e = server.stop().unwrap_err();
+        assert!(e.contains("exited with"), "{e}");
     }
 }

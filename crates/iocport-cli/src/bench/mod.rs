@@ -244,7 +244,8 @@ pub(crate) fn higher_is_better(metric: &str) -> bool {
     metric.ends_with("_per_s") || metric == "iops"
 }
 
-/// A goal iocport should meet in one case, checked after the run.
+/// A goal iocport should meet in one case, checked after the run (a goal of another system of
+/// the suite is a [`Goal::Of`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     /// The case the goal is about.
@@ -282,6 +283,26 @@ pub(crate) enum Goal {
         /// The fraction of the best peer's rate that must be reached.
         factor: f64,
     },
+    /// `goal`, asked of `system`'s value instead of iocport's: a target for another iocport
+    /// system of the suite, such as the C library's echo server (`iocport-c`). The verdict's
+    /// goal starts with the system's name; its value is that system's.
+    Of {
+        /// The system the goal is about.
+        system: &'static str,
+        /// What its value must satisfy.
+        goal: &'static Goal,
+    },
+}
+
+impl Goal {
+    /// The system whose value the goal is about, and the goal with any [`Goal::Of`] taken off.
+    fn subject(self) -> (&'static str, Goal) {
+        let (mut system, mut goal) = (IOCPORT, self);
+        while let Goal::Of { system: s, goal: g } = goal {
+            (system, goal) = (s, *g);
+        }
+        (system, goal)
+    }
 }
 
 /// What a suite hands back: its records, notes to print under the table, and its targets.
@@ -936,6 +957,7 @@ fn table(done: &[(&str, Report)], cfg: &Config) -> String {
 
 /// Whether `t` is met by `records`.
 pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
+    let (system, goal) = t.goal.subject();
     let find = |system: &str| {
         records
             .iter()
@@ -946,12 +968,12 @@ pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
         case: t.case.to_owned(),
         metric: t.metric.to_owned(),
         goal: String::new(),
-        iocport: find(IOCPORT),
+        iocport: find(system),
         needed: None,
         ratio: None,
         result: String::new(),
     };
-    let needed = match t.goal {
+    let needed = match goal {
         Goal::AtMost(limit) => {
             v.goal = format!("<= {}", show_value(t.metric, limit));
             Some(limit)
@@ -975,9 +997,13 @@ pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
             };
             best.map(|(_, theirs)| factor * theirs)
         }
+        Goal::Of { .. } => unreachable!("subject() takes every Of off"),
     };
+    if system != IOCPORT {
+        v.goal = format!("{system} {}", v.goal);
+    }
     v.needed = needed;
-    let lower_is_better = matches!(t.goal, Goal::AtMost(_) | Goal::WithinFactorOf { .. });
+    let lower_is_better = matches!(goal, Goal::AtMost(_) | Goal::WithinFactorOf { .. });
     match (v.iocport, needed) {
         (None, _) => v.result = "not measured".into(),
         (Some(_), None) => v.result = "peer not measured".into(),
@@ -1165,5 +1191,57 @@ mod tests {
         );
         assert_eq!(v.result, "peer not measured");
         assert!(v.line().contains("peer not measured"));
+    }
+
+    #[test]
+    fn targets_of_other_systems_check_their_value() {
+        let records = [
+            rec("c", IOCPORT, "req_per_s", 100.0),
+            rec("c", "iocport-c", "req_per_s", 95.0),
+            rec("c", "peer", "req_per_s", 120.0),
+        ];
+        let of = |goal: &'static Goal| Target {
+            case: "c",
+            metric: "req_per_s",
+            goal: Goal::Of {
+                system: "iocport-c",
+                goal,
+            },
+        };
+        let v = check(
+            &of(&Goal::AtLeastFactorOf {
+                peer: IOCPORT,
+                factor: 0.9,
+            }),
+            &records,
+        );
+        assert_eq!((v.iocport, v.result.as_str()), (Some(95.0), "MET"));
+        assert_eq!(v.goal, "iocport-c >= 0.9x iocport");
+        assert!(
+            v.line().starts_with("c/req_per_s iocport-c 95")
+                && v.line().contains("(target >= 0.9x"),
+            "{}",
+            v.line()
+        );
+        let v = check(
+            &of(&Goal::AtLeastFactorOf {
+                peer: "peer",
+                factor: 1.0,
+            }),
+            &records,
+        );
+        assert_eq!(v.result, "MISSED by 21%");
+        let v = check(
+            &Target {
+                case: "c",
+                metric: "req_per_s",
+                goal: Goal::Of {
+                    system: "absent",
+                    goal: &Goal::AtMost(1.0),
+                },
+            },
+            &records,
+        );
+        assert_eq!(v.result, "not measured");
     }
 }

@@ -80,7 +80,8 @@ impl Verdict {
         self.ratio.map(|r| r >= 1.0)
     }
 
-    /// One line: `case/metric iocport V (target GOAL = NEEDED): RESULT`.
+    /// One line: `case/metric iocport V (target GOAL = NEEDED): RESULT` (with the system's name for
+    /// a goal of another iocport system, such as `iocport-c`).
     pub fn line(&self) -> String {
         let ours = self
             .iocport
@@ -93,9 +94,14 @@ impl Verdict {
             .filter(|v| !self.goal.ends_with(v.as_str()))
             .map(|v| format!(" = {v}"))
             .unwrap_or_default();
+        // A goal of another iocport system (`Goal::Of`) starts with its name: show that system.
+        let (system, goal) = match self.goal.split_once(' ') {
+            Some((name, rest)) if name.starts_with("iocport-") => (name, rest),
+            _ => ("iocport", self.goal.as_str()),
+        };
         format!(
-            "{}/{} iocport {ours} (target {}{needed}): {}",
-            self.case, self.metric, self.goal, self.result
+            "{}/{} {system} {ours} (target {goal}{needed}): {}",
+            self.case, self.metric, self.result
         )
     }
 }
