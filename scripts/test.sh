@@ -32,8 +32,8 @@ cargo test -p iocport --release --test stress
 IOCPORT_BACKEND=epoll cargo test -p iocport --release --test stress
 
 # loom explores every interleaving of small models of the port (tests/loom.rs), of leader/followers
-# over a model ring (tests/loom_io.rs) and of the epoll backend's claim of an operation against
-# cancel and close (tests/loom_claim.rs). Its own target dir keeps the cfg(loom) build from
+# over a model ring (tests/loom_io.rs), of the epoll backend's claim of an operation against
+# cancel and close (tests/loom_claim.rs), and of the C library's in-flight record. Its own target dir keeps the cfg(loom) build from
 # invalidating the normal one.
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
     cargo test -p iocport --release --test loom
@@ -41,3 +41,7 @@ RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
     cargo test -p iocport --release --test loom_io
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
     cargo test -p iocport --release --test loom_claim
+# The C library's record of the operations in flight on an fd, against cancel, close and
+# completion (crates/iocport-capi/src/inflight.rs).
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -p iocport-capi --release --lib inflight

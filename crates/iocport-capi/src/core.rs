@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use iocport::{CompletionPort, Data, Error, Handle, IoBuf, OpError, OpId, Packet, Started};
 
+use crate::inflight::Inflight;
 use crate::status::{errno_to_status, Origin};
 use crate::types::*;
 
@@ -236,21 +237,10 @@ pub(crate) struct Assoc {
     pub(crate) closing: AtomicBool,
     /// `SetFileCompletionNotificationModes` flags.
     pub(crate) modes: AtomicU8,
-    inflight: Mutex<Vec<Inflight>>,
+    inflight: Inflight<OpId>,
     /// The file's identity, to tell a stale entry (the program closed the fd with `close`) from a
     /// live one.
     ino: (u64, u64),
-}
-
-/// An operation in flight, for `CancelIo`/`CancelIoEx`.
-struct Inflight {
-    seq: u64,
-    ov: usize,
-    /// Known once started.
-    id: Option<OpId>,
-    thread: u64,
-    /// A cancel came before the id was known.
-    cancel: bool,
 }
 
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -374,7 +364,7 @@ pub(crate) fn associate(
         provisional,
         closing: AtomicBool::new(false),
         modes: AtomicU8::new(0),
-        inflight: Mutex::new(Vec::new()),
+        inflight: Inflight::new(),
         ino,
     });
     assoc.set_modes(0);
@@ -420,18 +410,9 @@ impl Assoc {
     /// the fd is being closed.
     pub(crate) fn begin(&self, ov: *mut OVERLAPPED) -> Option<u64> {
         let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-        let mut v = lock(&self.inflight);
-        if self.closing.load(Ordering::Relaxed) {
-            return None;
-        }
-        v.push(Inflight {
-            seq,
-            ov: ov as usize,
-            id: None,
-            thread: thread_no(),
-            cancel: false,
-        });
-        Some(seq)
+        self.inflight
+            .begin(seq, ov as usize, thread_no())
+            .then_some(seq)
     }
 
     /// The program closed the fd: no operation starts on it from now on, and every one in flight
@@ -439,58 +420,30 @@ impl Assoc {
     /// there are moved to the port at once, so their `OVERLAPPED`s are written even if no thread
     /// waits on the port.
     pub(crate) fn close(&self) {
-        {
-            let _v = lock(&self.inflight);
-            self.closing.store(true, Ordering::Relaxed);
+        self.closing.store(true, Ordering::Relaxed);
+        for id in self.inflight.close() {
+            let _ = self.handle.port().cancel(id);
         }
-        self.cancel(None, None);
         let _ = self.handle.cancel_all();
         self.handle.port().poll_completions();
     }
 
     /// The operation `seq` is in flight as `id`; cancels it if a cancel came meanwhile.
     fn started(&self, seq: u64, id: OpId) {
-        let cancel = {
-            let mut v = lock(&self.inflight);
-            match v.iter_mut().find(|e| e.seq == seq) {
-                Some(e) => {
-                    e.id = Some(id);
-                    e.cancel
-                }
-                None => false,
-            }
-        };
-        if cancel {
+        if let Some(id) = self.inflight.started(seq, id) {
             let _ = self.handle.port().cancel(id);
         }
     }
 
     /// The operation `seq` is over.
     pub(crate) fn forget(&self, seq: u64) {
-        let mut v = lock(&self.inflight);
-        if let Some(i) = v.iter().position(|e| e.seq == seq) {
-            v.swap_remove(i);
-        }
+        self.inflight.forget(seq);
     }
 
     /// Cancels the operations started with `ov` (any if `None`) by `thread` (any if `None`);
     /// returns whether there was one.
     pub(crate) fn cancel(&self, ov: Option<usize>, thread: Option<u64>) -> bool {
-        let mut ids = Vec::new();
-        let mut found = false;
-        {
-            let mut v = lock(&self.inflight);
-            for e in v.iter_mut() {
-                if ov.is_some_and(|o| o != e.ov) || thread.is_some_and(|t| t != e.thread) {
-                    continue;
-                }
-                found = true;
-                match e.id {
-                    Some(id) => ids.push(id),
-                    None => e.cancel = true,
-                }
-            }
-        }
+        let (found, ids) = self.inflight.cancel(ov, thread);
         for id in ids {
             let _ = self.handle.port().cancel(id);
         }

@@ -31,6 +31,7 @@ mod bsd;
 mod core;
 mod file;
 mod handles;
+mod inflight;
 mod port;
 mod sock;
 mod status;

@@ -383,6 +383,7 @@ c_tests! {
     gqcsex => c_gqcsex, cxx_gqcsex;
     concurrency => c_concurrency, cxx_concurrency;
     bsd => c_bsd, cxx_bsd;
+    races => c_races, cxx_races;
 }
 
 /// post_get.c linked with the static library.
