@@ -4,7 +4,7 @@
 #   PREFIX/lib/libiocport.so.VERSION, with the links libiocport.so.MAJOR (its SONAME) and
 #                                     libiocport.so
 #   PREFIX/lib/libiocport.a
-#   PREFIX/include/iocport/windows.h
+#   PREFIX/include/iocport/windows.h  (and the headers it includes, iocport/*.h)
 #   PREFIX/lib/pkgconfig/iocport.pc   (from crates/iocport-capi/iocport.pc.in)
 #
 # Usage: scripts/install-capi.sh [PREFIX]      (default /usr/local; a relative PREFIX is taken
@@ -52,9 +52,10 @@ case "$target" in
 esac
 so="$target/release/libiocport_capi.so"
 archive="$target/release/libiocport_capi.a"
+headers=("$root"/crates/iocport-capi/include/iocport/*.h)
 header="$root/crates/iocport-capi/include/iocport/windows.h"
 template="$root/crates/iocport-capi/iocport.pc.in"
-for f in "$so" "$archive" "$header" "$template"; do
+for f in "$so" "$archive" "$header" "${headers[@]}" "$template"; do
     [ -f "$f" ] || { echo "install-capi: $f is missing" >&2; exit 1; }
 done
 
@@ -79,7 +80,7 @@ install -m 0755 "$so" "$libdir/libiocport.so.$version"
 ln -sfn "libiocport.so.$version" "$libdir/$soname"
 ln -sfn "$soname" "$libdir/libiocport.so"
 install -m 0644 "$archive" "$libdir/libiocport.a"
-install -m 0644 "$header" "$incdir/windows.h"
+install -m 0644 "${headers[@]}" "$incdir/"
 
 pc=$(mktemp)
 trap 'rm -f "$pc"' EXIT
@@ -97,7 +98,9 @@ echo "  $libdir/libiocport.so.$version"
 echo "  $libdir/$soname -> libiocport.so.$version"
 echo "  $libdir/libiocport.so -> $soname"
 echo "  $libdir/libiocport.a"
-echo "  $incdir/windows.h"
+for h in "${headers[@]}"; do
+    echo "  $incdir/$(basename "$h")"
+done
 echo "  $pcdir/iocport.pc"
 
 # A system prefix: refresh the loader's cache so that libiocport.so.MAJOR is found at once.

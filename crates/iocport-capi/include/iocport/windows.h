@@ -648,4 +648,14 @@ inline int recvfrom(S s, B *buf, L len, int flags, A *from, P *fromlen)
 }
 #endif
 #endif
+
+/*
+ * The Win32 essentials that IOCP servers also call: threads, waits and events (threads.h);
+ * critical sections, slim reader/writer locks, condition variables and the Interlocked family
+ * (locks.h); system information, time, memory, heaps, the console control handler,
+ * FormatMessage and the ws2tcpip names (base.h, last: it defines min and max).
+ */
+#include <iocport/threads.h>
+#include <iocport/locks.h>
+#include <iocport/base.h>
 #endif /* IOCPORT_WINDOWS_H */
