@@ -45,3 +45,11 @@ RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
 # completion (crates/iocport-capi/src/inflight.rs).
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p iocport-capi --release --lib inflight
+# The waits of the Win32 layer: sets against wait-any, wait-all and two waiters of one auto-reset
+# event, with no lost wake-up (crates/iocport-capi/src/wait.rs).
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+    cargo test -p iocport-capi --release --lib wait::loom
+# The C library's locks (crates/iocport-capi/src/locks.rs): CRITICAL_SECTION ownership and
+# recursion, and the condition variable's sleep/wake glue (no lost wake-up, timeout against wake).
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=4 CARGO_TARGET_DIR=target/loom \
+    cargo test -p iocport-capi --release --lib locks::

@@ -19,23 +19,22 @@
  *
  * Usage: echo_server PORT [THREADS [ACCEPTS]]
  *   PORT     the port to listen on at 127.0.0.1; 0 picks a free one
- *   THREADS  worker threads calling GetQueuedCompletionStatus (default 2)
+ *   THREADS  worker threads calling GetQueuedCompletionStatus (default: two per processor,
+ *            from GetSystemInfo)
  *   ACCEPTS  AcceptEx operations kept posted on the listening socket (default 64)
  *
- * It prints `listening on 127.0.0.1:PORT` once it accepts connections, serves until a line or
- * the end of its standard input, then stops its workers, closes every socket and exits with 0.
+ * It prints `listening on 127.0.0.1:PORT` once it accepts connections, serves until Ctrl-C
+ * (SetConsoleCtrlHandler), a line or the end of its standard input, then stops its workers
+ * (CreateThread, joined with WaitForMultipleObjects), closes every socket and exits with 0.
  */
 #include <iocport/windows.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-/* The Win32 thread API (CreateThread, WaitForMultipleObjects, CRITICAL_SECTION) is not offered by
- * iocport yet: the workers and the lock use C11 threads, which MSVC has as well. */
-#include <threads.h>
 
 #define IO_BUFFER_SIZE 4096
-#define DEFAULT_THREADS 2
+#define THREADS_PER_PROCESSOR 2
 #define DEFAULT_ACCEPTS 64
 #define MAX_THREADS 256
 /* What AcceptEx needs per address: the largest sockaddr plus 16 bytes. */
@@ -74,22 +73,41 @@ typedef struct {
     LPFN_GETACCEPTEXSOCKADDRS lpfnGetAcceptExSockaddrs;
     IO_CONTEXT *accepts;
     int accept_count;
-    mtx_t lock;               /* guards connections */
+    CRITICAL_SECTION lock;    /* guards connections */
     SOCKET_CONTEXT *connections;
+    volatile LONG accepted;   /* connections accepted, counted by the workers */
 } SERVER;
+
+/* Set by Ctrl-C, Ctrl-Break or the standard input's reader: the server stops. */
+static HANDLE g_stop_event = NULL;
 
 /* The completion key of the listening socket; a key of 0 tells a worker to exit. */
 #define KEY_LISTENER ((ULONG_PTR)1)
 #define KEY_EXIT ((ULONG_PTR)0)
 
+/* Prints "FUNCTION failed: CODE (the system's text for it)". */
+static void print_error(const char *function, DWORD error)
+{
+    char text[256];
+    DWORD length = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL,
+                                  error, MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT), text,
+                                  sizeof(text), NULL);
+    /* The text ends with "\r\n". */
+    while (length > 0 && (text[length - 1] == '\n' || text[length - 1] == '\r')) {
+        text[--length] = '\0';
+    }
+    fprintf(stderr, "echo_server: %s failed: %lu (%s)\n", function, (unsigned long)error,
+            length > 0 ? text : "no text");
+}
+
 static void print_wsa_error(const char *function)
 {
-    fprintf(stderr, "echo_server: %s failed: %d\n", function, WSAGetLastError());
+    print_error(function, (DWORD)WSAGetLastError());
 }
 
 static void print_last_error(const char *function)
 {
-    fprintf(stderr, "echo_server: %s failed: %lu\n", function, (unsigned long)GetLastError());
+    print_error(function, GetLastError());
 }
 
 /* Errors that only say the peer went away, or that the socket was closed under the operation. */
@@ -123,7 +141,7 @@ static BOOL post_accept(SERVER *server, IO_CONTEXT *io)
         print_wsa_error("WSASocketW");
         return FALSE;
     }
-    memset(&io->ov, 0, sizeof(io->ov));
+    ZeroMemory(&io->ov, sizeof(io->ov));
     io->op = OP_ACCEPT;
     io->posted = TRUE;
     /* No data is waited for (dwReceiveDataLength 0): the accept completes on connection. */
@@ -145,19 +163,19 @@ static BOOL post_accept(SERVER *server, IO_CONTEXT *io)
 
 static void add_connection(SERVER *server, SOCKET_CONTEXT *conn)
 {
-    mtx_lock(&server->lock);
+    EnterCriticalSection(&server->lock);
     conn->prev = NULL;
     conn->next = server->connections;
     if (server->connections != NULL) {
         server->connections->prev = conn;
     }
     server->connections = conn;
-    mtx_unlock(&server->lock);
+    LeaveCriticalSection(&server->lock);
 }
 
 static void close_connection(SERVER *server, SOCKET_CONTEXT *conn)
 {
-    mtx_lock(&server->lock);
+    EnterCriticalSection(&server->lock);
     if (conn->prev != NULL) {
         conn->prev->next = conn->next;
     } else {
@@ -166,11 +184,11 @@ static void close_connection(SERVER *server, SOCKET_CONTEXT *conn)
     if (conn->next != NULL) {
         conn->next->prev = conn->prev;
     }
-    mtx_unlock(&server->lock);
+    LeaveCriticalSection(&server->lock);
     if (closesocket(conn->s) == SOCKET_ERROR) {
         print_wsa_error("closesocket");
     }
-    free(conn);
+    HeapFree(GetProcessHeap(), 0, conn);
 }
 
 /* Reports an operation that failed at once (not WSA_IO_PENDING); a disconnect is not reported. */
@@ -180,7 +198,9 @@ static void report_failure(const SOCKET_CONTEXT *conn, const char *function)
     if (!is_disconnect(error)) {
         char peer[64];
         format_address(&conn->peer, peer, sizeof(peer));
-        fprintf(stderr, "echo_server: %s (%s) failed: %d\n", function, peer, error);
+        char what[128];
+        snprintf(what, sizeof(what), "%s (%s)", function, peer);
+        print_error(what, (DWORD)error);
     }
 }
 
@@ -190,7 +210,7 @@ static BOOL post_recv(SOCKET_CONTEXT *conn)
     IO_CONTEXT *io = &conn->io;
     DWORD flags = 0;
 
-    memset(&io->ov, 0, sizeof(io->ov));
+    ZeroMemory(&io->ov, sizeof(io->ov));
     io->op = OP_RECV;
     io->wsabuf.buf = io->buf;
     io->wsabuf.len = sizeof(io->buf);
@@ -208,7 +228,7 @@ static BOOL post_send(SOCKET_CONTEXT *conn)
 {
     IO_CONTEXT *io = &conn->io;
 
-    memset(&io->ov, 0, sizeof(io->ov));
+    ZeroMemory(&io->ov, sizeof(io->ov));
     io->op = OP_SEND;
     io->wsabuf.buf = io->buf + io->sent;
     io->wsabuf.len = io->length - io->sent;
@@ -243,16 +263,18 @@ static void on_accept(SERVER *server, IO_CONTEXT *io, BOOL ok)
                           sizeof(server->listener)) == SOCKET_ERROR) {
         print_wsa_error("setsockopt(SO_UPDATE_ACCEPT_CONTEXT)");
         closesocket(s);
-    } else if ((conn = (SOCKET_CONTEXT *)calloc(1, sizeof(*conn))) == NULL) {
+    } else if ((conn = (SOCKET_CONTEXT *)HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY,
+                                                   sizeof(*conn))) == NULL) {
         fprintf(stderr, "echo_server: out of memory for a connection\n");
         closesocket(s);
     } else {
         conn->s = s;
+        InterlockedIncrement(&server->accepted);
         server->lpfnGetAcceptExSockaddrs(io->buf, 0, ACCEPT_ADDRESS_LENGTH, ACCEPT_ADDRESS_LENGTH,
                                          &local, &local_length, &remote, &remote_length);
         if (remote != NULL && remote_length > 0 &&
             (size_t)remote_length <= sizeof(conn->peer)) {
-            memcpy(&conn->peer, remote, (size_t)remote_length);
+            CopyMemory(&conn->peer, remote, (size_t)remote_length);
         }
         add_connection(server, conn);
         if (CreateIoCompletionPort((HANDLE)s, server->port, (ULONG_PTR)conn, 0) == NULL) {
@@ -302,7 +324,7 @@ static void on_transfer(SERVER *server, SOCKET_CONTEXT *conn, BOOL ok, DWORD byt
     }
 }
 
-static int worker(void *arg)
+static DWORD WINAPI worker(LPVOID arg)
 {
     SERVER *server = (SERVER *)arg;
 
@@ -402,6 +424,50 @@ static BOOL close_and_drain(SERVER *server)
     return TRUE;
 }
 
+/* Ctrl-C and Ctrl-Break stop the server; other events get the default handling. */
+static BOOL WINAPI on_console_event(DWORD event)
+{
+    if (event == CTRL_C_EVENT || event == CTRL_BREAK_EVENT) {
+        SetEvent(g_stop_event);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/* Stops the server when a line or the end of the standard input comes. */
+static DWORD WINAPI read_input(LPVOID arg)
+{
+    char line[256];
+    (void)arg;
+    if (fgets(line, sizeof(line), stdin) == NULL && ferror(stdin)) {
+        fprintf(stderr, "echo_server: reading the standard input failed\n");
+    }
+    SetEvent(g_stop_event);
+    return 0;
+}
+
+/* Waits for every thread in `threads` (in groups of MAXIMUM_WAIT_OBJECTS); FALSE if one of them
+ * ended with a non-zero exit code. Closes their handles. */
+static BOOL join_threads(HANDLE *threads, int count)
+{
+    BOOL ok = TRUE;
+    for (int first = 0; first < count; first += MAXIMUM_WAIT_OBJECTS) {
+        DWORD group = (DWORD)min(count - first, (int)MAXIMUM_WAIT_OBJECTS);
+        if (WaitForMultipleObjects(group, &threads[first], TRUE, INFINITE) == WAIT_FAILED) {
+            print_last_error("WaitForMultipleObjects");
+            ok = FALSE;
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        DWORD code = 0;
+        if (!GetExitCodeThread(threads[i], &code) || code != 0) {
+            ok = FALSE;
+        }
+        CloseHandle(threads[i]);
+    }
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     WSADATA wsa;
@@ -410,10 +476,14 @@ int main(int argc, char **argv)
     int address_length = sizeof(address);
     GUID acceptex_guid = WSAID_ACCEPTEX;
     GUID sockaddrs_guid = WSAID_GETACCEPTEXSOCKADDRS;
-    thrd_t threads[MAX_THREADS];
-    long port_number = 0, thread_count = DEFAULT_THREADS, accept_count = DEFAULT_ACCEPTS;
+    SYSTEM_INFO system;
+    HANDLE threads[MAX_THREADS];
+    HANDLE reader = NULL;
+    long port_number = 0, thread_count, accept_count = DEFAULT_ACCEPTS;
     int started = 0, posted = 0, status = 1;
-    char line[256];
+
+    GetSystemInfo(&system);
+    thread_count = min((long)system.dwNumberOfProcessors * THREADS_PER_PROCESSOR, MAX_THREADS);
 
     if (argc < 2 || argc > 4 || !parse_count(argv[1], 0, 65535, &port_number) ||
         (argc > 2 && !parse_count(argv[2], 1, MAX_THREADS, &thread_count)) ||
@@ -430,10 +500,11 @@ int main(int argc, char **argv)
     }
     memset(&server, 0, sizeof(server));
     server.listener = INVALID_SOCKET;
-    if (mtx_init(&server.lock, mtx_plain) != thrd_success) {
-        fprintf(stderr, "echo_server: mtx_init failed\n");
-        WSACleanup();
-        return 1;
+    InitializeCriticalSectionAndSpinCount(&server.lock, 4000);
+    g_stop_event = CreateEventA(NULL, TRUE, FALSE, NULL);
+    if (g_stop_event == NULL || !SetConsoleCtrlHandler(on_console_event, TRUE)) {
+        print_last_error(g_stop_event == NULL ? "CreateEvent" : "SetConsoleCtrlHandler");
+        goto cleanup;
     }
 
     server.port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
@@ -491,19 +562,25 @@ int main(int argc, char **argv)
     }
 
     for (; started < thread_count; started++) {
-        if (thrd_create(&threads[started], worker, &server) != thrd_success) {
-            fprintf(stderr, "echo_server: thrd_create failed\n");
+        threads[started] = CreateThread(NULL, 0, worker, &server, 0, NULL);
+        if (threads[started] == NULL) {
+            print_last_error("CreateThread");
             break;
         }
     }
     if (started == thread_count) {
         printf("listening on 127.0.0.1:%u\n", (unsigned)ntohs(address.sin_port));
         fflush(stdout);
-        /* Serve until a line or the end of the input. */
-        if (fgets(line, sizeof(line), stdin) == NULL && ferror(stdin)) {
-            fprintf(stderr, "echo_server: reading the standard input failed\n");
+        /* Serve until Ctrl-C, a line or the end of the input. The reader is left blocked in
+         * fgets when Ctrl-C stops the server: the process ends with main. */
+        reader = CreateThread(NULL, 0, read_input, NULL, 0, NULL);
+        if (reader == NULL) {
+            print_last_error("CreateThread (input)");
+        } else if (WaitForSingleObject(g_stop_event, INFINITE) != WAIT_OBJECT_0) {
+            print_last_error("WaitForSingleObject");
+        } else {
+            status = 0;
         }
-        status = 0;
     }
 
     for (int i = 0; i < started; i++) {
@@ -512,12 +589,12 @@ int main(int argc, char **argv)
             status = 1;
         }
     }
-    for (int i = 0; i < started; i++) {
-        int result = 0;
-        thrd_join(threads[i], &result);
-        if (result != 0) {
-            status = 1;
-        }
+    if (!join_threads(threads, started)) {
+        status = 1;
+    }
+    if (status == 0) {
+        printf("stopped after %ld connection(s)\n", (long)InterlockedCompareExchange(
+                                                          &server.accepted, 0, 0));
     }
 
 cleanup:
@@ -530,7 +607,7 @@ cleanup:
     }
     while (server.connections != NULL) {
         SOCKET_CONTEXT *next = server.connections->next;
-        free(server.connections);
+        HeapFree(GetProcessHeap(), 0, server.connections);
         server.connections = next;
     }
     free(server.accepts);
@@ -538,7 +615,14 @@ cleanup:
         print_last_error("CloseHandle");
         status = 1;
     }
-    mtx_destroy(&server.lock);
+    if (reader != NULL) {
+        CloseHandle(reader);
+    }
+    if (g_stop_event != NULL) {
+        SetConsoleCtrlHandler(on_console_event, FALSE);
+        CloseHandle(g_stop_event);
+    }
+    DeleteCriticalSection(&server.lock);
     if (WSACleanup() == SOCKET_ERROR) {
         print_wsa_error("WSACleanup");
         status = 1;

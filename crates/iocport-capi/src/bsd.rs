@@ -234,6 +234,47 @@ pub unsafe extern "C" fn iocp_accept(
     })
 }
 
+/// `WSAAccept`'s condition function (`LPCONDITIONPROC`); only NULL is accepted.
+pub type ConditionProc = unsafe extern "C" fn(
+    *mut WSABUF,
+    *mut WSABUF,
+    *mut c_void,
+    *mut c_void,
+    *mut WSABUF,
+    *mut WSABUF,
+    *mut u32,
+    usize,
+) -> i32;
+
+/// Accepts a connection as `accept` does when `lpfnCondition` is NULL (Winsock errors, never fd
+/// 0-2). A condition function is refused with `WSAEOPNOTSUPP` (after the socket is checked:
+/// `WSAENOTSOCK` first), and the connection stays queued for a later accept.
+#[no_mangle]
+pub unsafe extern "C" fn WSAAccept(
+    s: SOCKET,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut i32,
+    lpfnCondition: Option<ConditionProc>,
+    dwCallbackData: usize,
+) -> SOCKET {
+    let _ = dwCallbackData;
+    if lpfnCondition.is_none() {
+        // SAFETY: the caller's address and length, passed on.
+        return unsafe { iocp_accept(s, addr, addrlen as *mut c_void) };
+    }
+    guard(INVALID_SOCKET, || {
+        let e = match fd_of(s) {
+            Err(e) => e,
+            Ok(fd) => match crate::sock::int_opt(fd, libc::SO_TYPE) {
+                Some(_) => WSAEOPNOTSUPP,
+                None => WSAENOTSOCK,
+            },
+        };
+        set_last_error(e);
+        INVALID_SOCKET
+    })
+}
+
 /// `getsockname` or `getpeername`.
 unsafe fn name(s: SOCKET, out: *mut libc::sockaddr, outlen: *mut c_void, peer: bool) -> i32 {
     on_socket(s, |fd| {

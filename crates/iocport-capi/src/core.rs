@@ -138,6 +138,9 @@ pub(crate) struct Ctx {
     pub(crate) follow: bool,
     /// `hEvent` had its low bit set: no packet reaches the program.
     pub(crate) silent: bool,
+    /// The operation's `hEvent` names an event (counted in `wait::EVENT_IO` until the hook sees
+    /// the operation complete).
+    pub(crate) event: bool,
     /// The association and the in-flight record of the operation.
     pub(crate) op: Option<(Arc<Assoc>, u64)>,
     /// Bytes a stream send moved in earlier parts (a send completes only once all is sent).
@@ -154,6 +157,7 @@ impl Ctx {
             status: STATUS_PENDING,
             follow: false,
             silent,
+            event: false,
             op: None,
             done: 0,
             extra: None,
@@ -170,13 +174,21 @@ impl Ctx {
 }
 
 /// Writes an operation's outcome into the caller's `OVERLAPPED`: the byte count, then the status
-/// (release), so that a thread that sees `Internal` change sees the count too. Called once per
-/// operation, before its packet can be dequeued; the `OVERLAPPED` is not touched after.
+/// (release), so that a thread that sees `Internal` change sees the count too; then, for a final
+/// status, sets the event its `hEvent` names, if any (read before: the `OVERLAPPED` may be the
+/// program's again once `Internal` changes). Called once per operation, before its packet can be
+/// dequeued; the `OVERLAPPED` is not touched after.
 pub(crate) fn write_ov(ov: usize, status: NTSTATUS, bytes: usize) {
     if ov == 0 {
         return;
     }
     let ov = ov as *mut OVERLAPPED;
+    let event = if status != STATUS_PENDING {
+        // SAFETY: as below; hEvent is the caller's, unchanged while the operation is in flight.
+        crate::wait::event_of_overlapped(unsafe { std::ptr::addr_of!((*ov).hEvent).read() })
+    } else {
+        None
+    };
     // SAFETY: `ov` is the caller's OVERLAPPED, 8-byte aligned (checked when the operation started)
     // and valid until the operation completes (the Win32 contract); this is that completion.
     // Other threads may read `Internal` meanwhile (HasOverlappedIoCompleted), hence atomics.
@@ -185,6 +197,9 @@ pub(crate) fn write_ov(ov: usize, status: NTSTATUS, bytes: usize) {
             .store(bytes, Ordering::Relaxed);
         AtomicUsize::from_ptr(std::ptr::addr_of_mut!((*ov).Internal))
             .store(status as u32 as usize, Ordering::Release);
+    }
+    if let Some(e) = event {
+        e.set();
     }
 }
 
@@ -526,6 +541,15 @@ pub(crate) fn start(
         };
     };
     ctx.op = Some((assoc.clone(), seq));
+    // An operation with an event: the event is reset now and set at completion, and waits on
+    // events move completions into the ports' queues while such operations are in flight.
+    // SAFETY: `ov` (if not 0) is the caller's OVERLAPPED, checked and marked in flight.
+    let hevent =
+        (ov != 0).then(|| unsafe { std::ptr::addr_of!((*(ov as *mut OVERLAPPED)).hEvent).read() });
+    if let Some(e) = hevent.and_then(crate::wait::event_of_overlapped) {
+        ctx.event = true;
+        e.begin_io();
+    }
     match start(&assoc.handle, ctx) {
         Ok(Started::Pending(id)) => {
             assoc.started(seq, id);
@@ -543,6 +567,9 @@ pub(crate) fn start(
         }
         Err(e) => {
             assoc.forget(seq);
+            if e.value.event {
+                crate::wait::event_io_end();
+            }
             let status = error_status(&e.error, assoc.origin());
             write_ov(ov, status, 0);
             let mut ctx = e.value;
@@ -589,6 +616,9 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
     let errno = packet.status.errno().unwrap_or(0);
     let peer = packet.peer_addr();
     let ctx = &mut packet.value;
+    if std::mem::take(&mut ctx.event) {
+        crate::wait::event_io_end();
+    }
     let (origin, closing, stream) = match &ctx.op {
         Some((assoc, seq)) => {
             assoc.forget(*seq);

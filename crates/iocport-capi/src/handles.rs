@@ -1,4 +1,5 @@
-//! The table of objects that are not fds (completion ports): their `HANDLE` values and lookup.
+//! The table of objects that are not fds (completion ports, threads, events): their `HANDLE`
+//! values and lookup.
 //!
 //! A handle is `generation << 32 | slot << 2`, with generations from 1: it is at least 2^32, so it
 //! never equals an fd (a socket's or a file's `HANDLE`), NULL or `INVALID_HANDLE_VALUE`; its low
@@ -7,14 +8,22 @@
 
 use std::sync::{PoisonError, RwLock};
 
+use std::sync::Arc;
+
 use crate::core::Port;
+use crate::thread::ThreadObj;
 use crate::types::HANDLE;
+use crate::wait::Signal;
 
 /// An object a handle names.
 #[derive(Clone)]
 pub(crate) enum Object {
     /// A completion port.
     Port(Port),
+    /// A thread made by `CreateThread` or `_beginthreadex`.
+    Thread(Arc<ThreadObj>),
+    /// An event.
+    Event(Arc<Signal>),
 }
 
 struct Entry {
@@ -85,6 +94,18 @@ pub(crate) fn get(h: HANDLE) -> Option<Object> {
         return None;
     }
     e.object.clone()
+}
+
+/// Every open completion port.
+pub(crate) fn ports() -> Vec<Port> {
+    let t = TABLE.read().unwrap_or_else(PoisonError::into_inner);
+    t.entries
+        .iter()
+        .filter_map(|e| match &e.object {
+            Some(Object::Port(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Takes `h` out of the table (its value no longer names anything); returns what it named.

@@ -27,15 +27,23 @@
 // closures that start operations return that as is.
 #![allow(clippy::result_large_err)]
 
+mod base;
 mod bsd;
+mod console;
 mod core;
+mod event;
 mod file;
+mod fmtmsg;
 mod handles;
+mod heap;
 mod inflight;
+mod locks;
 mod port;
 mod sock;
 mod status;
+mod thread;
 mod types;
+mod wait;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -33,7 +33,8 @@ pub(crate) fn handle_fd(h: HANDLE) -> Option<RawFd> {
 fn port_of(h: HANDLE) -> Result<Port, DWORD> {
     match handles::get(h) {
         Some(Object::Port(p)) => Ok(p),
-        None => Err(ERROR_INVALID_HANDLE),
+        // A thread or an event (STATUS_OBJECT_TYPE_MISMATCH on Windows), or garbage.
+        _ => Err(ERROR_INVALID_HANDLE),
     }
 }
 
@@ -295,7 +296,11 @@ pub unsafe extern "C" fn PostQueuedCompletionStatus(
             dwNumberOfBytesTransferred as usize,
             Ctx::posted(lpOverlapped),
         ) {
-            Ok(()) => TRUE,
+            Ok(()) => {
+                // A thread in WaitForSingleObject on this port sees the packet at once.
+                crate::wait::wake_port_waiters();
+                TRUE
+            }
             Err(_) => {
                 set_last_error(ERROR_INVALID_HANDLE);
                 FALSE
@@ -316,12 +321,13 @@ pub(crate) fn close_fd(fd: RawFd) -> Result<(), i32> {
     crate::sock::close_accepting(fd)
 }
 
-/// Closes a port, a socket or a file.
+/// Closes a port, a thread or event handle, a socket or a file.
 #[no_mangle]
 pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
     guard(FALSE, || {
-        if hObject == INVALID_HANDLE_VALUE {
-            // GetCurrentProcess()'s pseudo-handle: closing it does nothing and succeeds.
+        if hObject == INVALID_HANDLE_VALUE || hObject == crate::thread::CURRENT_THREAD {
+            // GetCurrentProcess()'s and GetCurrentThread()'s pseudo-handles: closing them does
+            // nothing and succeeds.
             return TRUE;
         }
         if handles::is_object_handle(hObject) {
@@ -334,6 +340,8 @@ pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
                     }
                     TRUE
                 }
+                // The thread runs on; the event lives while a wait holds it.
+                Some(Object::Thread(_) | Object::Event(_)) => TRUE,
                 None => {
                     set_last_error(ERROR_INVALID_HANDLE);
                     FALSE

@@ -14,6 +14,7 @@ pub type NTSTATUS = i32;
 pub type ULONG_PTR = usize;
 pub type HANDLE = *mut c_void;
 pub type SOCKET = usize;
+pub type SIZE_T = usize;
 
 pub const TRUE: BOOL = 1;
 pub const FALSE: BOOL = 0;
@@ -166,6 +167,8 @@ pub const ERROR_ALREADY_EXISTS: DWORD = 183;
 pub const ERROR_PIPE_NOT_CONNECTED: DWORD = 233;
 pub const ERROR_MORE_DATA: DWORD = 234;
 pub const WAIT_TIMEOUT: DWORD = 258;
+pub const WAIT_OBJECT_0: DWORD = 0;
+pub const WAIT_FAILED: DWORD = u32::MAX;
 pub const ERROR_DIRECTORY: DWORD = 267;
 pub const ERROR_MR_MID_NOT_FOUND: DWORD = 317;
 pub const ERROR_ABANDONED_WAIT_0: DWORD = 735;

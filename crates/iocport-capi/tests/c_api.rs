@@ -384,6 +384,14 @@ c_tests! {
     concurrency => c_concurrency, cxx_concurrency;
     bsd => c_bsd, cxx_bsd;
     races => c_races, cxx_races;
+    locks => c_locks, cxx_locks;
+    interlocked => c_interlocked, cxx_interlocked;
+    sysinfo => c_sysinfo, cxx_sysinfo;
+    console => c_console, cxx_console;
+    fmtmsg => c_fmtmsg, cxx_fmtmsg;
+    ws2tcpip => c_ws2tcpip, cxx_ws2tcpip;
+    threads => c_threads, cxx_threads;
+    events => c_events, cxx_events;
 }
 
 /// post_get.c linked with the static library.
