@@ -37,7 +37,8 @@ pub const CTRL_C_EVENT: DWORD = 0;
 pub const CTRL_BREAK_EVENT: DWORD = 1;
 
 /// `PHANDLER_ROUTINE`: a handler, which returns TRUE if it handled the event.
-pub type CtrlHandler = unsafe extern "C" fn(DWORD) -> BOOL;
+/// Declared "C-unwind": a handler may end its thread with `ExitThread`.
+pub type CtrlHandler = unsafe extern "C-unwind" fn(DWORD) -> BOOL;
 
 /// The handlers and the Ctrl-C flag.
 struct Ctrl {
@@ -193,12 +194,9 @@ fn dispatch_loop(rd: c_int) {
         let n = unsafe { libc::read(rd, &mut byte as *mut u8 as *mut libc::c_void, 1) };
         if n == 1 {
             let sig = byte as c_int;
-            let spawned = std::thread::Builder::new()
-                .name("iocport-ctrl-event".into())
-                .spawn(move || {
-                    let _ = std::panic::catch_unwind(|| dispatch(sig));
-                });
-            if spawned.is_err() {
+            // On a thread as `CreateThread` makes them, so that a handler may end it with
+            // `ExitThread` (the routine's frames are plain old frames).
+            if crate::thread::spawn(event_thread, sig as usize as *mut libc::c_void).is_err() {
                 // No thread to be had: deliver it on this one.
                 let _ = std::panic::catch_unwind(|| dispatch(sig));
             }
@@ -211,8 +209,18 @@ fn dispatch_loop(rd: c_int) {
     }
 }
 
+/// A control event's thread: delivers the event of the signal in `param`.
+unsafe extern "C-unwind" fn event_thread(param: *mut libc::c_void) -> DWORD {
+    dispatch(param as usize as c_int);
+    0
+}
+
 /// Delivers one signal's event to the handlers, most recent first; the default action if none
 /// returns TRUE.
+///
+/// A handler may call `ExitThread`, whose forced unwind crosses this frame: nothing with a
+/// destructor is live across the calls (each handler is fetched, as a plain function pointer,
+/// under the lock and called after it).
 fn dispatch(sig: c_int) {
     let event = if sig == libc::SIGINT {
         CTRL_C_EVENT
@@ -223,14 +231,23 @@ fn dispatch(sig: c_int) {
         // Raised before SIG_IGN took its place.
         return;
     }
-    let handlers = lock(&CTRL).handlers.clone();
-    for h in handlers.iter().rev() {
+    // The handlers as they were when the event came, most recent first, by index.
+    let count = lock(&CTRL).handlers.len();
+    let mut i = count;
+    while i > 0 {
+        i -= 1;
+        let Some(h) = handler_at(i) else { continue };
         // SAFETY: a handler the program registered, called with the event as Windows does.
         if unsafe { h(event) } != FALSE {
             return;
         }
     }
     default_action(sig);
+}
+
+/// The `i`th handler registered, if there are still that many.
+fn handler_at(i: usize) -> Option<CtrlHandler> {
+    lock(&CTRL).handlers.get(i).copied()
 }
 
 /// Ends the process by `sig`, as if the library had never handled it: the default disposition

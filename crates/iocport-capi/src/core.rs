@@ -138,9 +138,11 @@ pub(crate) struct Ctx {
     pub(crate) follow: bool,
     /// `hEvent` had its low bit set: no packet reaches the program.
     pub(crate) silent: bool,
-    /// The operation's `hEvent` names an event (counted in `wait::EVENT_IO` until the hook sees
-    /// the operation complete).
-    pub(crate) event: bool,
+    /// The event the operation's `hEvent` named when it started: held for the operation's life
+    /// (closing the handle meanwhile does not lose it, as on Windows) and set at its end.
+    pub(crate) event: Option<Arc<crate::wait::Signal>>,
+    /// The operation is counted in `wait::EVENT_IO` until the hook sees it complete.
+    pub(crate) event_io: bool,
     /// The association and the in-flight record of the operation.
     pub(crate) op: Option<(Arc<Assoc>, u64)>,
     /// Bytes a stream send moved in earlier parts (a send completes only once all is sent).
@@ -157,7 +159,8 @@ impl Ctx {
             status: STATUS_PENDING,
             follow: false,
             silent,
-            event: false,
+            event: None,
+            event_io: false,
             op: None,
             done: 0,
             extra: None,
@@ -173,22 +176,39 @@ impl Ctx {
     }
 }
 
-/// Writes an operation's outcome into the caller's `OVERLAPPED`: the byte count, then the status
-/// (release), so that a thread that sees `Internal` change sees the count too; then, for a final
-/// status, sets the event its `hEvent` names, if any (read before: the `OVERLAPPED` may be the
-/// program's again once `Internal` changes). Called once per operation, before its packet can be
-/// dequeued; the `OVERLAPPED` is not touched after.
+/// Writes the outcome of an operation that did not go through the port (it completed or failed
+/// at once) into the caller's `OVERLAPPED`, and for a final status sets the event its `hEvent`
+/// names now, if any. See [`write_ov_event`].
 pub(crate) fn write_ov(ov: usize, status: NTSTATUS, bytes: usize) {
     if ov == 0 {
         return;
     }
-    let ov = ov as *mut OVERLAPPED;
     let event = if status != STATUS_PENDING {
-        // SAFETY: as below; hEvent is the caller's, unchanged while the operation is in flight.
-        crate::wait::event_of_overlapped(unsafe { std::ptr::addr_of!((*ov).hEvent).read() })
+        // SAFETY: `ov` is the caller's valid, aligned OVERLAPPED (as in `write_ov_event`); its
+        // hEvent is the caller's, unchanged while the operation is in flight.
+        crate::wait::event_of_overlapped(unsafe {
+            std::ptr::addr_of!((*(ov as *mut OVERLAPPED)).hEvent).read()
+        })
     } else {
         None
     };
+    write_ov_event(ov, status, bytes, event);
+}
+
+/// Writes an operation's outcome into the caller's `OVERLAPPED`: the byte count, then the status
+/// (release), so that a thread that sees `Internal` change sees the count too; then sets `event`
+/// (the one its `hEvent` named when it started). Called once per operation, before its packet
+/// can be dequeued; the `OVERLAPPED` is not touched after.
+pub(crate) fn write_ov_event(
+    ov: usize,
+    status: NTSTATUS,
+    bytes: usize,
+    event: Option<Arc<crate::wait::Signal>>,
+) {
+    if ov == 0 {
+        return;
+    }
+    let ov = ov as *mut OVERLAPPED;
     // SAFETY: `ov` is the caller's OVERLAPPED, 8-byte aligned (checked when the operation started)
     // and valid until the operation completes (the Win32 contract); this is that completion.
     // Other threads may read `Internal` meanwhile (HasOverlappedIoCompleted), hence atomics.
@@ -547,8 +567,9 @@ pub(crate) fn start(
     let hevent =
         (ov != 0).then(|| unsafe { std::ptr::addr_of!((*(ov as *mut OVERLAPPED)).hEvent).read() });
     if let Some(e) = hevent.and_then(crate::wait::event_of_overlapped) {
-        ctx.event = true;
         e.begin_io();
+        ctx.event = Some(e);
+        ctx.event_io = true;
     }
     match start(&assoc.handle, ctx) {
         Ok(Started::Pending(id)) => {
@@ -567,12 +588,12 @@ pub(crate) fn start(
         }
         Err(e) => {
             assoc.forget(seq);
-            if e.value.event {
+            let mut ctx = e.value;
+            if std::mem::take(&mut ctx.event_io) {
                 crate::wait::event_io_end();
             }
             let status = error_status(&e.error, assoc.origin());
-            write_ov(ov, status, 0);
-            let mut ctx = e.value;
+            write_ov_event(ov, status, 0, ctx.event.take());
             ctx.status = status;
             Outcome::Now {
                 status,
@@ -605,7 +626,10 @@ pub(crate) fn hook(packet: &mut Packet<Ctx, RawBuf>) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finish(packet))).is_err() {
         packet.value.status = STATUS_UNSUCCESSFUL;
         packet.value.follow = false;
-        write_ov(ov, STATUS_UNSUCCESSFUL, 0);
+        if std::mem::take(&mut packet.value.event_io) {
+            crate::wait::event_io_end();
+        }
+        write_ov_event(ov, STATUS_UNSUCCESSFUL, 0, packet.value.event.take());
     }
 }
 
@@ -616,7 +640,7 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
     let errno = packet.status.errno().unwrap_or(0);
     let peer = packet.peer_addr();
     let ctx = &mut packet.value;
-    if std::mem::take(&mut ctx.event) {
+    if std::mem::take(&mut ctx.event_io) {
         crate::wait::event_io_end();
     }
     let (origin, closing, stream) = match &ctx.op {
@@ -722,7 +746,7 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
     ctx.status = status;
     packet.bytes = bytes;
     if !ctx.follow {
-        write_ov(ctx.ov, status, bytes);
+        write_ov_event(ctx.ov, status, bytes, ctx.event.take());
     }
 }
 
@@ -750,10 +774,11 @@ pub(crate) fn deliver(mut packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, Raw
 
 /// A packet that the closing of its port took out of the queue: an operation that was to go on
 /// ends here, cancelled, so that its `OVERLAPPED` is written.
-pub(crate) fn abandon(packet: Packet<Ctx, RawBuf>) {
+pub(crate) fn abandon(mut packet: Packet<Ctx, RawBuf>) {
     if packet.value.follow {
         crate::sock::abandon_follow(&packet.value);
-        write_ov(packet.value.ov, STATUS_CANCELLED, 0);
+        let event = packet.value.event.take();
+        write_ov_event(packet.value.ov, STATUS_CANCELLED, 0, event);
     }
 }
 

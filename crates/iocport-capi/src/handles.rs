@@ -96,6 +96,18 @@ pub(crate) fn get(h: HANDLE) -> Option<Object> {
     e.object.clone()
 }
 
+/// The event `h` names, if it is an open event (no other object is cloned: the completion hook
+/// looks events up, and must not end up dropping a port).
+pub(crate) fn event(h: HANDLE) -> Option<Arc<Signal>> {
+    let (slot, generation) = split(h)?;
+    let t = TABLE.read().unwrap_or_else(PoisonError::into_inner);
+    let e = t.entries.get(slot)?;
+    match &e.object {
+        Some(Object::Event(s)) if e.generation == generation => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// Every open completion port.
 pub(crate) fn ports() -> Vec<Port> {
     let t = TABLE.read().unwrap_or_else(PoisonError::into_inner);

@@ -113,19 +113,10 @@ mod sys {
     pub(crate) use std::sync::atomic;
 
     /// The calling thread's id: Linux's (`gettid`), never 0, as `GetCurrentThreadId` returns it.
-    /// Cached per thread (`const` thread-local without a destructor, so it works in any thread's
-    /// teardown too), so entering a section costs no system call.
+    /// Cached per thread, so entering a section costs no system call.
     pub(crate) fn tid() -> usize {
-        std::thread_local! {
-            static TID: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-        }
-        TID.with(|t| {
-            if t.get() == 0 {
-                // SAFETY: gettid takes no arguments and cannot fail.
-                t.set(unsafe { libc::gettid() } as usize);
-            }
-            t.get()
-        })
+        // The same cache as GetCurrentThreadId's (reset in a fork child).
+        crate::thread::current_tid() as usize
     }
 
     /// The number of processors (`sysconf(_SC_NPROCESSORS_ONLN)`), read once: Windows spins only
@@ -916,7 +907,7 @@ pub unsafe extern "C" fn InitializeCriticalSectionEx(
 #[no_mangle]
 #[cfg(not(loom))]
 pub unsafe extern "C" fn EnterCriticalSection(lpCriticalSection: *mut CRITICAL_SECTION) {
-    guard((), || {
+    crate::guard_or_abort("EnterCriticalSection", || {
         // SAFETY: see `object`.
         if let Some(cs) = unsafe { object(lpCriticalSection) } {
             cs.enter();
@@ -1016,7 +1007,7 @@ pub unsafe extern "C" fn InitializeSRWLock(SRWLock: *mut SRWLOCK) {
 #[no_mangle]
 #[cfg(not(loom))]
 pub unsafe extern "C" fn AcquireSRWLockExclusive(SRWLock: *mut SRWLOCK) {
-    guard((), || {
+    crate::guard_or_abort("AcquireSRWLockExclusive", || {
         // SAFETY: see `object`.
         if let Some(l) = unsafe { object(SRWLock) } {
             l.acquire_exclusive();
@@ -1029,7 +1020,7 @@ pub unsafe extern "C" fn AcquireSRWLockExclusive(SRWLock: *mut SRWLOCK) {
 #[no_mangle]
 #[cfg(not(loom))]
 pub unsafe extern "C" fn AcquireSRWLockShared(SRWLock: *mut SRWLOCK) {
-    guard((), || {
+    crate::guard_or_abort("AcquireSRWLockShared", || {
         // SAFETY: see `object`.
         if let Some(l) = unsafe { object(SRWLock) } {
             l.acquire_shared();
@@ -1121,7 +1112,7 @@ pub unsafe extern "C" fn SleepConditionVariableCS(
     CriticalSection: *mut CRITICAL_SECTION,
     dwMilliseconds: DWORD,
 ) -> BOOL {
-    guard(FALSE, || {
+    crate::guard_or_abort("SleepConditionVariableCS", || {
         // SAFETY: see `object`.
         let (cv, cs) = unsafe { (object(ConditionVariable), object(CriticalSection)) };
         let r = match (cv, cs) {
@@ -1151,7 +1142,7 @@ pub unsafe extern "C" fn SleepConditionVariableSRW(
     dwMilliseconds: DWORD,
     Flags: ULONG,
 ) -> BOOL {
-    guard(FALSE, || {
+    crate::guard_or_abort("SleepConditionVariableSRW", || {
         // SAFETY: see `object`.
         let (cv, lock) = unsafe { (object(ConditionVariable), object(SRWLock)) };
         let r = match (cv, lock) {

@@ -1197,7 +1197,8 @@ pub(crate) fn follow_up(packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, RawBu
 /// The packet of an operation that ends on the dequeuing thread: its `OVERLAPPED` written now.
 fn finished(key: usize, mut ctx: Ctx, status: NTSTATUS, bytes: usize) -> Packet<Ctx, RawBuf> {
     ctx.status = status;
-    write_ov(ctx.ov, status, bytes);
+    let event = ctx.event.take();
+    crate::core::write_ov_event(ctx.ov, status, bytes, event);
     Packet::new(key, bytes, ctx)
 }
 

@@ -1,11 +1,13 @@
 //! Threads: `CreateThread`, `_beginthreadex`, `ExitThread`, `GetExitCodeThread`,
 //! `ResumeThread`, `GetCurrentThreadId`, `Sleep`, `SwitchToThread` and their kin.
 //!
-//! A thread is a detached pthread; its handle names a [`ThreadObj`], which the thread itself also
-//! holds (in a thread-local) until it ends, so closing the handle never touches the thread. When
-//! the thread ends, however it ends (its start routine returns, it calls `ExitThread`, or it calls
-//! `pthread_exit`), the thread-local's destructor stores nothing new but signals the object:
-//! `WaitForSingleObject` on the handle returns and `GetExitCodeThread` gives the exit code.
+//! A thread is a pthread; its handle names a [`ThreadObj`], which the thread itself also holds (in
+//! a thread-local) until it ends, so closing the handle never touches the thread. When the thread
+//! ends, however it ends (its start routine returns, it calls `ExitThread`, or it calls
+//! `pthread_exit`), the thread-local's destructor hands it to the reaper, a thread of the library
+//! that joins it and only then signals the object: a wait on the handle returns once the thread
+//! is gone, its pthread key destructors run too, as Windows signals a thread after its detach
+//! callbacks.
 //!
 //! `ExitThread` is `pthread_exit`, which unwinds the thread's stack (glibc's forced unwind). The
 //! Rust frames it can cross are declared `extern "C-unwind"` and hold nothing with a destructor
@@ -15,6 +17,7 @@
 //! Thread ids are Linux's (`gettid`), which are never 0, as Windows' are not.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -72,17 +75,31 @@ struct Current(RefCell<Option<Arc<ThreadObj>>>);
 impl Drop for Current {
     fn drop(&mut self) {
         if let Some(obj) = self.0.get_mut().take() {
-            obj.ended.set();
+            // SAFETY: pthread_self has no preconditions.
+            reap_later(unsafe { libc::pthread_self() }, obj);
         }
     }
 }
 
 thread_local! {
     static CURRENT: Current = const { Current(RefCell::new(None)) };
+    /// The thread's id, once asked. No destructor: it works in any thread's teardown.
     static TID: Cell<u32> = const { Cell::new(0) };
 }
 
-fn gettid() -> u32 {
+/// In a fork child, the thread that forked is a new thread: forget its parent's id.
+extern "C" fn forget_tid_in_child() {
+    let _ = TID.try_with(|t| t.set(0));
+}
+
+/// The calling thread's id (Linux's `gettid`), cached: `GetCurrentThreadId`, and the owner of a
+/// `CRITICAL_SECTION`.
+pub(crate) fn current_tid() -> u32 {
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only writes a thread-local without a destructor.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_tid_in_child)) };
+    });
     TID.with(|t| {
         if t.get() == 0 {
             // SAFETY: gettid takes no arguments and cannot fail.
@@ -90,6 +107,74 @@ fn gettid() -> u32 {
         }
         t.get()
     })
+}
+
+fn gettid() -> u32 {
+    current_tid()
+}
+
+/// Threads that have ended their routine, to be joined and then signalled.
+struct Reaper {
+    queue: Mutex<Ended>,
+    cv: Condvar,
+}
+
+struct Ended {
+    /// The threads to join.
+    threads: VecDeque<(libc::pthread_t, Arc<ThreadObj>)>,
+    /// The process the reaper thread runs in (0: none yet).
+    pid: u32,
+}
+
+static REAPER: Reaper = Reaper {
+    queue: Mutex::new(Ended {
+        threads: VecDeque::new(),
+        pid: 0,
+    }),
+    cv: Condvar::new(),
+};
+
+/// Hands an ending thread to the reaper (starting it in this process if needed).
+fn reap_later(native: libc::pthread_t, obj: Arc<ThreadObj>) {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    let mut q = lock(&REAPER.queue);
+    if q.pid != pid {
+        // First use in this process (or in a fork child: the parent's threads are not ours).
+        q.threads.clear();
+        let started = std::thread::Builder::new()
+            .name("iocport-reaper".into())
+            .spawn(reaper);
+        if started.is_err() {
+            drop(q);
+            // No reaper: let the thread go and signal it now.
+            // SAFETY: `native` is the calling thread, joinable and not joined by anyone.
+            unsafe { libc::pthread_detach(native) };
+            obj.ended.set();
+            return;
+        }
+        q.pid = pid;
+    }
+    q.threads.push_back((native, obj));
+    REAPER.cv.notify_one();
+}
+
+/// The reaper: joins each ended thread, then signals its handle.
+fn reaper() {
+    loop {
+        let (native, obj) = {
+            let mut q = lock(&REAPER.queue);
+            loop {
+                if let Some(next) = q.threads.pop_front() {
+                    break next;
+                }
+                q = REAPER.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        // SAFETY: a joinable thread of this process, queued once (at its end), joined once.
+        unsafe { libc::pthread_join(native, std::ptr::null_mut()) };
+        obj.ended.set();
+    }
 }
 
 /// What the new thread needs: its object, its routine and the routine's parameter.
@@ -126,8 +211,10 @@ extern "C-unwind" fn trampoline(arg: *mut c_void) -> *mut c_void {
     std::ptr::null_mut()
 }
 
-/// Puts the thread's object in the thread-local, reports the thread's id and waits while the
-/// thread is suspended.
+/// Reports the thread's id, waits while the thread is suspended, then puts the thread's object in
+/// the thread-local. The id comes first: registering a thread-local destructor takes the dynamic
+/// loader's lock, which a `CreateThread` called from a library constructor (under `dlopen`)
+/// holds while it waits for the id.
 #[inline(never)]
 fn enter(arg: *mut c_void) -> (ThreadStart, *mut c_void) {
     // SAFETY: `arg` is the Box<Start> CreateThread leaked for this thread, taken back once.
@@ -137,13 +224,15 @@ fn enter(arg: *mut c_void) -> (ThreadStart, *mut c_void) {
         routine,
         param,
     } = *start;
-    CURRENT.with(|c| *c.0.borrow_mut() = Some(obj.clone()));
-    let mut g = lock(&obj.gate);
-    g.tid = gettid();
-    obj.cv.notify_all();
-    while g.suspend > 0 {
-        g = obj.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+    {
+        let mut g = lock(&obj.gate);
+        g.tid = gettid();
+        obj.cv.notify_all();
+        while g.suspend > 0 {
+            g = obj.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
     }
+    CURRENT.with(|c| *c.0.borrow_mut() = Some(obj));
     (routine, param)
 }
 
@@ -156,6 +245,37 @@ fn leave(code: DWORD) {
             obj.exit.store(code, Ordering::Release);
         }
     });
+}
+
+/// The stack a thread gets for `dwStackSize`. Without `STACK_SIZE_PARAM_IS_A_RESERVATION`
+/// Windows takes the size as the initial commit and reserves at least the program's default
+/// (1 MiB), so only a larger size counts, and 0 (the system's default, 8 MiB on most Linux
+/// systems) otherwise; with the flag it is the size, at least `PTHREAD_STACK_MIN`. Whole pages.
+/// `None` if that overflows.
+fn stack_size(requested: usize, flags: DWORD) -> Option<usize> {
+    const WINDOWS_DEFAULT_RESERVE: usize = 1 << 20;
+    let size = if flags & STACK_SIZE_PARAM_IS_A_RESERVATION != 0 && requested != 0 {
+        requested.max(libc::PTHREAD_STACK_MIN)
+    } else if requested > WINDOWS_DEFAULT_RESERVE {
+        requested
+    } else {
+        return Some(0);
+    };
+    // SAFETY: sysconf reads a system value; it has no memory arguments.
+    let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize;
+    size.checked_next_multiple_of(page)
+}
+
+fn new_obj(suspended: bool) -> Arc<ThreadObj> {
+    Arc::new(ThreadObj {
+        ended: Arc::new(Signal::new(true, false)),
+        exit: AtomicU32::new(STILL_ACTIVE),
+        gate: Mutex::new(Gate {
+            tid: 0,
+            suspend: u32::from(suspended),
+        }),
+        cv: Condvar::new(),
+    })
 }
 
 /// Starts a thread; its handle, or the last error to fail with.
@@ -172,38 +292,46 @@ fn create_thread(
     if flags & !(CREATE_SUSPENDED | STACK_SIZE_PARAM_IS_A_RESERVATION) != 0 {
         return Err(ERROR_INVALID_PARAMETER);
     }
-    let obj = Arc::new(ThreadObj {
-        ended: Arc::new(Signal::new(true, false)),
-        exit: AtomicU32::new(STILL_ACTIVE),
-        gate: Mutex::new(Gate {
-            tid: 0,
-            suspend: u32::from(flags & CREATE_SUSPENDED != 0),
-        }),
-        cv: Condvar::new(),
-    });
+    let stack = stack_size(stack, flags).ok_or(ERROR_NOT_ENOUGH_MEMORY)?;
+    let obj = new_obj(flags & CREATE_SUSPENDED != 0);
     let handle = handles::insert(Object::Thread(obj.clone())).ok_or(ERROR_NOT_ENOUGH_MEMORY)?;
+    if let Err(e) = start_thread(&obj, stack, routine, param) {
+        handles::remove(handle);
+        return Err(e);
+    }
+    if !id_out.is_null() {
+        // SAFETY: not NULL: the caller's out-parameter.
+        unsafe { *id_out = obj.tid() };
+    }
+    Ok(handle)
+}
+
+/// Starts a thread with no handle, for the library's own use: console control events run on
+/// these, so that `ExitThread` in a handler ends only that thread, as on Windows.
+pub(crate) fn spawn(routine: ThreadStart, param: *mut c_void) -> Result<(), DWORD> {
+    start_thread(&new_obj(false), 0, routine, param)
+}
+
+/// Creates the pthread of `obj` (joinable: the reaper joins it) and waits for its id.
+fn start_thread(
+    obj: &Arc<ThreadObj>,
+    stack: usize,
+    routine: ThreadStart,
+    param: *mut c_void,
+) -> Result<(), DWORD> {
     let start = Box::into_raw(Box::new(Start {
         obj: obj.clone(),
         routine,
         param,
     }));
-    let fail = |e: DWORD| {
-        handles::remove(handle);
-        // SAFETY: the thread was not created, so `start` is still ours, taken back once.
-        drop(unsafe { Box::from_raw(start) });
-        e
-    };
     // SAFETY: attr is initialised before use and destroyed after; pthread_create gets a valid
-    // start routine and the Box<Start> it takes over (taken back above if it fails).
+    // start routine and the Box<Start> it takes over.
     let rc = unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         let mut rc = 0;
         if stack != 0 {
-            let page = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
-            let size = stack.max(libc::PTHREAD_STACK_MIN).div_ceil(page) * page;
-            rc = libc::pthread_attr_setstacksize(&mut attr, size);
+            rc = libc::pthread_attr_setstacksize(&mut attr, stack);
         }
         if rc == 0 {
             let mut native: libc::pthread_t = 0;
@@ -212,24 +340,21 @@ fn create_thread(
         libc::pthread_attr_destroy(&mut attr);
         rc
     };
-    match rc {
-        0 => {}
-        libc::EINVAL => return Err(fail(ERROR_INVALID_PARAMETER)),
-        _ => return Err(fail(ERROR_NOT_ENOUGH_MEMORY)),
+    if rc != 0 {
+        // SAFETY: the thread was not created, so `start` is still ours, taken back once.
+        drop(unsafe { Box::from_raw(start) });
+        return Err(if rc == libc::EINVAL {
+            ERROR_INVALID_PARAMETER
+        } else {
+            ERROR_NOT_ENOUGH_MEMORY
+        });
     }
     // The id is the new thread's own: wait for it to say it (a suspended thread says it too).
-    let tid = {
-        let mut g = lock(&obj.gate);
-        while g.tid == 0 {
-            g = obj.cv.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        g.tid
-    };
-    if !id_out.is_null() {
-        // SAFETY: not NULL: the caller's out-parameter.
-        unsafe { *id_out = tid };
+    let mut g = lock(&obj.gate);
+    while g.tid == 0 {
+        g = obj.cv.wait(g).unwrap_or_else(|e| e.into_inner());
     }
-    Ok(handle)
+    Ok(())
 }
 
 /// The thread object a handle names.

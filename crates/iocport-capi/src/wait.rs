@@ -264,14 +264,14 @@ pub(crate) fn event_of_overlapped(h: crate::types::HANDLE) -> Option<Arc<Signal>
     if !crate::handles::is_object_handle(h) {
         return None;
     }
-    match crate::handles::get(h) {
-        Some(crate::handles::Object::Event(e)) => Some(e),
-        _ => None,
-    }
+    crate::handles::event(h)
 }
 
 /// Moves every port's completions into its queue, so that operations whose events a thread waits
 /// for complete even when no thread waits on their port (on Windows the kernel completes them).
+/// Operations in stages (`AcceptEx` with data, `ConnectEx` with data, a stream send taken in
+/// parts) go on from the thread that dequeues their first stage, so their events still need a
+/// thread in GetQueuedCompletionStatus (docs/porting.md, section 3.6).
 fn drive_ports() {
     for p in crate::handles::ports() {
         p.poll_completions();
@@ -482,10 +482,13 @@ thread_local! {
     static PARKER: Arc<Parker> = Arc::new(Parker::new());
 }
 
-/// The calling thread's parker.
+/// The calling thread's parker (a fresh one in the thread's teardown, once the thread-local is
+/// gone: a wait in a thread-local or pthread key destructor still works).
 #[cfg(not(loom))]
 pub(crate) fn my_parker() -> Arc<Parker> {
-    PARKER.with(|p| p.clone())
+    PARKER
+        .try_with(|p| p.clone())
+        .unwrap_or_else(|_| Arc::new(Parker::new()))
 }
 
 /// A parker for the calling thread (loom's primitives cannot live in a thread-local).

@@ -221,7 +221,8 @@ fn compile(area: &str, lang: Lang, link: Link) -> PathBuf {
                 .arg("-liocport_capi")
                 .arg(format!("-Wl,-rpath,{}", sodir.display()))
                 .arg(format!("-Wl,-rpath,{}", deps.display()))
-                .arg("-lpthread");
+                .arg("-lpthread")
+                .arg("-ldl");
         }
         Link::Static => {
             // The archive by path, so the linker cannot take the .so instead; then what Rust's
@@ -282,10 +283,11 @@ fn describe(status: Option<ExitStatus>) -> String {
     }
 }
 
-fn run(exe: &Path, what: &str) {
+fn run(exe: &Path, what: &str, env: &[(&str, &Path)]) {
     let stdout_path = exe.with_extension("stdout");
     let stderr_path = exe.with_extension("stderr");
     let mut child = Command::new(exe)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).expect("create the stdout file"))
         .stderr(File::create(&stderr_path).expect("create the stderr file"))
@@ -327,13 +329,56 @@ fn run(exe: &Path, what: &str) {
     );
 }
 
+/// Builds `tests/c/plugins/<name>.c` as a shared library linked with the crate's shared library,
+/// next to `exe` (the program that loads it).
+fn compile_plugin(name: &str, exe: &Path) -> PathBuf {
+    let crate_dir = crate_dir();
+    let src = crate_dir.join("tests/c/plugins").join(format!("{name}.c"));
+    assert!(src.is_file(), "{} is missing", src.display());
+    let out = exe.with_extension(format!("{name}.so"));
+    let deps = deps_dir();
+    cdylib();
+    let sodir = soname_dir();
+    let mut cmd = compiler("CC", "cc");
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"])
+        .args(["-g", "-fPIC", "-shared"])
+        .arg("-I")
+        .arg(crate_dir.join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&deps)
+        .arg("-liocport_capi")
+        .arg(format!("-Wl,-rpath,{}", sodir.display()))
+        .arg(format!("-Wl,-rpath,{}", deps.display()));
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the compiler ({cmd:?}): {e}"));
+    assert!(
+        output.status.success(),
+        "compiling {} as a shared library failed ({}):\n{cmd:?}\n--- stderr\n{}",
+        src.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+    );
+    out
+}
+
 fn check(area: &str, lang: Lang) {
     let exe = compile(area, lang, Link::Shared);
     let what = match lang {
         Lang::C => format!("tests/c/{area}.c (C11)"),
         Lang::Cxx => format!("tests/c/{area}.c (C++17)"),
     };
-    run(&exe, &what);
+    // dlopen.c loads a library of tests/c/plugins, named in IOCPORT_CAPI_PLUGIN.
+    if area == "dlopen" {
+        let plugin = compile_plugin("ctor_thread", &exe);
+        run(&exe, &what, &[("IOCPORT_CAPI_PLUGIN", &plugin)]);
+        let _ = fs::remove_file(&plugin);
+        return;
+    }
+    run(&exe, &what, &[]);
 }
 
 macro_rules! c_tests {
@@ -392,11 +437,16 @@ c_tests! {
     ws2tcpip => c_ws2tcpip, cxx_ws2tcpip;
     threads => c_threads, cxx_threads;
     events => c_events, cxx_events;
+    dlopen => c_dlopen, cxx_dlopen;
 }
 
 /// post_get.c linked with the static library.
 #[test]
 fn static_post_get() {
     let exe = compile("post_get", Lang::C, Link::Static);
-    run(&exe, "tests/c/post_get.c (C11, static libiocport_capi.a)");
+    run(
+        &exe,
+        "tests/c/post_get.c (C11, static libiocport_capi.a)",
+        &[],
+    );
 }

@@ -167,7 +167,9 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 
 /// Starts a blocking section that lasts until the returned guard is dropped. See [`blocking`].
 pub fn enter_blocking() -> BlockingGuard {
-    let release = LOCAL.with(|l| {
+    // `try_with`: in a thread's teardown (a thread-local or pthread key destructor that blocks)
+    // the thread's state may be gone; such a thread is on no port, and the section counts nothing.
+    let release = LOCAL.try_with(|l| {
         let a = &l.association;
         let mut a = a.borrow_mut();
         match a.role {
@@ -185,6 +187,7 @@ pub fn enter_blocking() -> BlockingGuard {
             }
         }
     });
+    let release = release.unwrap_or(false);
     BlockingGuard {
         counted: release,
         _not_send: PhantomData,
@@ -211,7 +214,7 @@ impl Drop for BlockingGuard {
         if !self.counted {
             return;
         }
-        LOCAL.with(|l| {
+        let _ = LOCAL.try_with(|l| {
             let a = &l.association;
             let mut a = a.borrow_mut();
             match a.role {

@@ -18,8 +18,9 @@
  *   counting against its completion port's concurrency value, as on Windows.
  * - Misuse that Windows leaves undefined is harmless here where it can be seen: a Leave by a
  *   thread that does not own the section is ignored; DeleteCriticalSection releases a section the
- *   caller holds and leaves one another thread holds alone; releasing an SRW lock that is not
- *   held in that mode is ignored; sleeping on a lock the caller does not hold fails with
+ *   caller holds and leaves one another thread holds alone; releasing an SRW lock nobody holds
+ *   is ignored (releasing it in the other mode than it is held in is undefined, as on Windows,
+ *   and can leave it unusable); sleeping on a lock the caller does not hold fails with
  *   ERROR_NOT_OWNER. NULL pointers never crash: functions that return a value fail with
  *   ERROR_INVALID_PARAMETER, void ones do nothing and leave the last error alone.
  */

@@ -261,6 +261,27 @@ static void ignoring_child(int unused)
     _exit(0);
 }
 
+/* A handler that ends its thread: only that thread ends (the process lives on). */
+static BOOL WINAPI exiting_handler(DWORD event)
+{
+    char c = (char)('0' + event);
+    ssize_t r = write(g_report, &c, 1);
+    (void)r;
+    ExitThread(0);
+    return TRUE;
+}
+
+static void exiting_child(int unused)
+{
+    (void)unused;
+    if (!SetConsoleCtrlHandler(exiting_handler, TRUE)) {
+        _exit(20);
+    }
+    raise(SIGINT);
+    sleep_ms(300);
+    _exit(0);
+}
+
 static void default_action(void)
 {
     char report[16];
@@ -280,6 +301,12 @@ static void default_action(void)
 
     test_step("a handler returning TRUE keeps the child alive");
     status = in_child(handled_child, SIGINT | (TRUE << 8), report, sizeof report);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(strcmp(report, "0"), 0);
+
+    test_step("ExitThread in a handler ends the handler's thread, not the process");
+    status = in_child(exiting_child, 0, report, sizeof report);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
     CHECK_EQ(strcmp(report, "0"), 0);

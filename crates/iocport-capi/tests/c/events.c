@@ -391,6 +391,27 @@ static void overlapped_events(void)
     CHECK_EQ(WaitForSingleObject(t, PACKET_WAIT_MS), WAIT_OBJECT_0);
     CHECK(CloseHandle(t));
 
+    test_step("closing the event's handle while the operation runs: its waiter still wakes");
+    {
+        struct waiter w;
+        HANDLE e3 = CreateEventA(NULL, TRUE, FALSE, NULL);
+        memset(&w, 0, sizeof w);
+        w.ev = e3;
+        ov_init(&ov2);
+        ov2.hEvent = e3;
+        CHECK_WSA_STARTED(WSARecv(c, &wb2, 1, NULL, &flags, &ov2, NULL));
+        t = CreateThread(NULL, 0, wait_event, &w, 0, NULL);
+        CHECK(t != NULL);
+        Sleep(50);
+        CHECK(CloseHandle(e3)); /* Windows keeps the object for the waiter and the I/O */
+        send_all(s, "z", 1);
+        wait_flag(&w.done, 2000);
+        CHECK_EQ(w.result, WAIT_OBJECT_0);
+        EXPECT_PACKET(port, 5, 1, &ov2);
+        CHECK_EQ(WaitForSingleObject(t, PACKET_WAIT_MS), WAIT_OBJECT_0);
+        CHECK(CloseHandle(t));
+    }
+
     test_step("a wait that began before the operation started sees it complete");
     {
         struct waiter w;

@@ -9,6 +9,8 @@
  */
 #include "common.h"
 
+#include <sys/wait.h>
+
 struct job {
     int input;
     int ran;
@@ -383,6 +385,95 @@ static void blocked_workers(void)
     CHECK(CloseHandle(gate));
 }
 
+/* ---- Teardown: pthread key destructors, fork ---------------------------------------------- */
+
+static pthread_key_t g_key;
+static CRITICAL_SECTION g_cs;
+static int g_main_inside = 0;
+static int g_dtor_done = 0;
+static int g_dtor_saw_main_inside = -1;
+static DWORD g_dtor_wait = 12345;
+
+/* Runs in the thread's teardown, after its routine returned: blocks there on purpose. */
+static void key_dtor(void *p)
+{
+    (void)p;
+    EnterCriticalSection(&g_cs); /* main holds it for a while */
+    ASTORE(&g_dtor_saw_main_inside, ALOAD(&g_main_inside));
+    LeaveCriticalSection(&g_cs);
+    Sleep(50);
+    g_dtor_wait = WaitForSingleObject(GetCurrentThread(), 0);
+    ASTORE(&g_dtor_done, 1);
+}
+
+static DWORD WINAPI keyed(LPVOID arg)
+{
+    (void)arg;
+    CHECK_EQ(pthread_setspecific(g_key, (void *)1), 0);
+    return 5;
+}
+
+static volatile char g_sink;
+
+static DWORD WINAPI big_frame(LPVOID arg)
+{
+    volatile char frame[200 * 1024];
+    (void)arg;
+    frame[0] = 1;
+    frame[sizeof frame - 1] = 2;
+    g_sink = frame[0];
+    return 0;
+}
+
+static void teardown(void)
+{
+    DWORD code = 0;
+    HANDLE h;
+    pid_t child;
+    int status = 0;
+
+    test_step("a thread's handle is signalled only after its pthread key destructors ran");
+    test_step("... which may block in EnterCriticalSection, Sleep and waits");
+    CHECK_EQ(pthread_key_create(&g_key, key_dtor), 0);
+    InitializeCriticalSection(&g_cs);
+    EnterCriticalSection(&g_cs);
+    ASTORE(&g_main_inside, 1);
+    h = CreateThread(NULL, 0, keyed, NULL, 0, NULL);
+    CHECK(h != NULL);
+    Sleep(150);
+    CHECK_EQ(WaitForSingleObject(h, 0), WAIT_TIMEOUT); /* its destructor waits for g_cs */
+    ASTORE(&g_main_inside, 0);
+    LeaveCriticalSection(&g_cs);
+    CHECK_EQ(WaitForSingleObject(h, PACKET_WAIT_MS), WAIT_OBJECT_0);
+    CHECK_EQ(ALOAD(&g_dtor_done), 1);
+    CHECK_EQ(ALOAD(&g_dtor_saw_main_inside), 0); /* it really waited for the section */
+    CHECK_EQ(g_dtor_wait, WAIT_TIMEOUT);
+    CHECK(GetExitCodeThread(h, &code));
+    CHECK_EQ(code, 5);
+    CHECK(CloseHandle(h));
+    DeleteCriticalSection(&g_cs);
+    CHECK_EQ(pthread_key_delete(g_key), 0);
+
+    test_step("dwStackSize without STACK_SIZE_PARAM_IS_A_RESERVATION is a commit: 64 KiB "
+              "still runs a 200 KiB frame");
+    h = CreateThread(NULL, 64 * 1024, big_frame, NULL, 0, NULL);
+    CHECK(h != NULL);
+    CHECK_EQ(WaitForSingleObject(h, PACKET_WAIT_MS), WAIT_OBJECT_0);
+    CHECK(CloseHandle(h));
+
+    test_step("in a fork child, GetCurrentThreadId is the child's thread id");
+    (void)GetCurrentThreadId(); /* cached in the parent */
+    fflush(stdout);
+    child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        _exit(GetCurrentThreadId() == (DWORD)getpid() ? 0 : 1);
+    }
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 static void bad_input(void)
 {
     HANDLE port = new_port(1);
@@ -432,6 +523,7 @@ int main(void)
     many_and_stacks();
     current_and_sleep();
     blocked_workers();
+    teardown();
     bad_input();
     return test_done();
 }
