@@ -240,7 +240,8 @@ unsafe fn units(p: *const c_void, wide: bool) -> Vec<u32> {
         // SAFETY: the caller's string, read up to and including its NUL.
         let c = unsafe {
             if wide {
-                *(p as *const libc::wchar_t).add(i) as u32
+                // Unaligned: a misaligned wide string is the caller's mistake, not UB here.
+                (p as *const libc::wchar_t).add(i).read_unaligned() as u32
             } else {
                 *(p as *const u8).add(i) as u32
             }
@@ -304,7 +305,7 @@ unsafe fn format(src: &[u32], flags: DWORD, args: &Args, wide: bool) -> Result<V
                 match args {
                     Args::Array(a) if !a.is_null() => {
                         // SAFETY: the caller's array has an entry for insert `n`.
-                        let p = unsafe { *a.add(n as usize - 1) } as *const c_void;
+                        let p = unsafe { a.add(n as usize - 1).read_unaligned() } as *const c_void;
                         if p.is_null() {
                             out.extend("(null)".chars().map(|c| c as u32));
                         } else {

@@ -213,11 +213,17 @@ pub unsafe extern "C" fn HeapReAlloc(
             }
             base
         } else {
+            // The old place stops being a live block if the block moves: a later free of the
+            // stale pointer must not find the tag there. Put back if realloc fails.
+            h.tag.store(0, Ordering::Release);
             // SAFETY: a live malloc block; on failure it is left as it was.
             let b = unsafe { libc::realloc(base as *mut c_void, total) } as *mut Header;
             if b.is_null() {
+                h.tag.store(LIVE, Ordering::Release);
                 return out_of_memory("HeapReAlloc", dwBytes, dwFlags);
             }
+            // SAFETY: the (possibly moved) block starts with its header, copied by realloc.
+            unsafe { (*b).tag.store(LIVE, Ordering::Release) };
             b
         };
         // SAFETY: `new_base` is the (possibly moved) live block of at least `total` bytes; its
