@@ -663,6 +663,10 @@ fn run(args: &Args) -> Result<(), String> {
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&this_run.records)
             .map_err(|e| format!("cannot encode the results as JSON: {e}"))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!(
