@@ -666,6 +666,222 @@ fn errors_400_414_431_505() {
     server.stop();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Malformed requests and request smuggling (RFC 9112): each is answered with its status and
+// `Connection: close`, and the connection ends; nothing sent after it is answered.
+
+/// Sends each request on its own connection and expects `status`, `Connection: close`, then end
+/// of stream. A valid request pipelined behind each must not be answered. The server must still
+/// serve afterwards and stop cleanly.
+fn refused_on_the_wire(name: &str, status: u16, cases: &[&[u8]]) {
+    let (dir, _big) = site(name);
+    let server = Server::start(&www(&dir), &[]);
+    for case in cases {
+        let mut req = case.to_vec();
+        req.extend_from_slice(&request("/hello.txt"));
+        expect_error_and_close(server.addr, &req, status);
+    }
+    assert_eq!(get(&server.url("/hello.txt")).0, 200);
+    server.stop();
+}
+
+#[test]
+fn content_length_conflicting_or_malformed_is_400() {
+    refused_on_the_wire(
+        "content-length",
+        400,
+        &[
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 7\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x10\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn transfer_encoding_with_content_length_is_400() {
+    refused_on_the_wire(
+        "te-cl",
+        400,
+        &[
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn transfer_encoding_framing_errors_are_400() {
+    refused_on_the_wire(
+        "te-framing",
+        400,
+        &[
+            // chunked not the final coding (RFC 9112 section 6.3), twice (section 7), missing.
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+            // Transfer-Encoding in HTTP/1.0 (section 6.1).
+            b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn unimplemented_transfer_coding_is_501() {
+    refused_on_the_wire(
+        "te-501",
+        501,
+        &[
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: x-custom\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn host_missing_repeated_or_invalid_is_400() {
+    refused_on_the_wire(
+        "host",
+        400,
+        &[
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: user@t\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t/x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t:port\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [not-ipv6]\r\n\r\n",
+            // Absolute form: the authority stands in for Host and must be a valid one.
+            b"GET http:///hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET http://u@t/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET http://t/hello.txt HTTP/1.1\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn field_syntax_errors_are_400() {
+    refused_on_the_wire(
+        "fields",
+        400,
+        &[
+            // Whitespace between a field name and its colon (RFC 9112 section 5.1).
+            b"GET / HTTP/1.1\r\nHost : t\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length\t: 5\r\n\r\n",
+            // Obsolete line folding (section 5.2), whitespace before the first field (2.2).
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\n Host: t\r\n\r\n",
+            // Bare CR (section 2.2), in a value, a line end, the request line.
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\rTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n",
+            b"GET / HTTP/1.1\rHost: t\r\n\r\n",
+            b"GET /hello.txt\r HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\r\n",
+            // Field names are tokens; values hold no CTL but HTAB (RFC 9110 section 5).
+            b"GET / HTTP/1.1\r\nHost: t\r\nX[a]: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\n: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x1bb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x7fb\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn request_line_errors_are_400() {
+    refused_on_the_wire(
+        "request-line",
+        400,
+        &[
+            // Exactly one SP between the parts (RFC 9112 section 3).
+            b"GET  /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /hello.txt  HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /hello.txt HTTP/1.1 \r\nHost: t\r\n\r\n",
+            b"GET\t/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            // HTTP-version syntax (section 2.3).
+            b"GET /hello.txt http/1.1\r\nHost: t\r\n\r\n",
+            b"GET /hello.txt HTTP/1.10\r\nHost: t\r\n\r\n",
+            b"GET /hello.txt HTTP/2\r\nHost: t\r\n\r\n",
+            // Whitespace and bytes no URI holds in the target (section 3.2).
+            b"GET /hello .txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /hello\x01.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /hello\xc3\xa9.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /hello\x7f.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+        ],
+    );
+}
+
+/// A malformed request that arrives in pieces is refused as a whole one is.
+#[test]
+fn bare_cr_split_across_segments_is_400() {
+    let (dir, _big) = site("split");
+    let server = Server::start(&www(&dir), &[]);
+    let mut s = connect(server.addr);
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r")
+        .expect("send");
+    thread::sleep(Duration::from_millis(50));
+    s.write_all(b"X-A: b\r\n\r\n").expect("send");
+    let r = read_response(&mut s, &mut Vec::new(), false);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(read_to_eof(&mut s).is_empty());
+    server.stop();
+}
+
+/// What the rules let through: repeated equal Content-Length, chunked alone (answered, then the
+/// connection closes: the body is never read), the absolute form, an IP-literal Host, HTTP/1.0
+/// without Host, obs-text and HTAB in values.
+#[test]
+fn valid_but_unusual_requests_are_served() {
+    let (dir, _big) = site("unusual");
+    let server = Server::start(&www(&dir), &[]);
+    let mut s = connect(server.addr);
+    let mut pending = Vec::new();
+    for req in [
+        &b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0, 0\r\n\r\n"[..],
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        b"GET http://example.com/hello.txt HTTP/1.1\r\nHost: other\r\n\r\n",
+        b"GET /hello.txt HTTP/1.1\r\nHost: [::1]:8080\r\nX-A: a\tb \xe9\r\n\r\n",
+        b"GET /hello.txt HTTP/1.1\nHost: t\n\n",
+    ] {
+        s.write_all(req).expect("send");
+        let r = read_response(&mut s, &mut pending, false);
+        assert_eq!(
+            (r.status, &r.body[..], r.header("Connection")),
+            (200, &b"hello, world\n"[..], None),
+            "{:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+    for req in [
+        &b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 3\r\n\r\nabc",
+        b"GET /hello.txt HTTP/1.0\r\n\r\n",
+    ] {
+        let mut s = connect(server.addr);
+        s.write_all(req).expect("send");
+        let r = read_response(&mut s, &mut Vec::new(), false);
+        assert_eq!((r.status, r.header("Connection")), (200, Some("close")));
+        assert!(read_to_eof(&mut s).is_empty());
+    }
+    server.stop();
+}
+
 #[test]
 fn paths_cannot_leave_the_directory() {
     let dir = TempDir::new("traversal");

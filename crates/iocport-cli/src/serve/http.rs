@@ -3,7 +3,9 @@
 //!
 //! Limits: a request target of at most [`MAX_TARGET`] bytes (else 414), a header section of at most
 //! [`MAX_HEADER_BYTES`] bytes and [`MAX_HEADERS`] fields (else 431). HTTP/1.0 and HTTP/1.1 are
-//! served; a well-formed request line naming another version gets 505, anything else malformed 400.
+//! served; a well-formed request line naming another version gets 505, anything else malformed 400
+//! (501 for a transfer coding the server does not implement): the rules are listed in `mod.rs`,
+//! "Malformed requests". Nothing is allocated per request or per field.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -52,6 +54,8 @@ pub(super) enum Status {
     HeadersTooLarge,
     /// 500.
     InternalError,
+    /// 501, a transfer coding the server does not implement.
+    NotImplemented,
     /// 505.
     VersionNotSupported,
 }
@@ -72,6 +76,7 @@ impl Status {
             Status::RangeNotSatisfiable => b"HTTP/1.1 416 Range Not Satisfiable\r\n",
             Status::HeadersTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
             Status::InternalError => b"HTTP/1.1 500 Internal Server Error\r\n",
+            Status::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
             Status::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
         }
     }
@@ -92,6 +97,7 @@ impl Status {
                 | Status::HeadersTooLarge
                 | Status::VersionNotSupported
                 | Status::InternalError
+                | Status::NotImplemented
         )
     }
 }
@@ -154,6 +160,13 @@ pub(super) enum Parsed<'b> {
 }
 
 /// Parses the request head at the start of `input`.
+///
+/// httparse enforces the syntax of the request line and of each field line (RFC 9112 sections 2.2,
+/// 3 and 5): exactly one SP between method, target and version; `HTTP/1.0` or `HTTP/1.1` exactly;
+/// field names of tchars with no whitespace before the colon; values without CTLs but HTAB (no
+/// NUL, no CR, no LF); no obsolete line folding and no whitespace before the first field; every CR
+/// followed by LF. This function adds the rules about what the fields mean: Host, Content-Length,
+/// Transfer-Encoding and the request target (see `mod.rs`, "Malformed requests").
 pub(super) fn parse(input: &[u8]) -> Parsed<'_> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut r = httparse::Request::new(&mut headers);
@@ -179,6 +192,11 @@ pub(super) fn parse(input: &[u8]) -> Parsed<'_> {
     if len - line_end > MAX_HEADER_BYTES {
         return Parsed::Invalid(Status::HeadersTooLarge);
     }
+    // RFC 9112 section 3.2: no whitespace in the request target; httparse lets UTF-8 through,
+    // which no URI contains unencoded (RFC 3986 section 2).
+    if !all_vchar(target) || !absolute_form_ok(target) {
+        return Parsed::Invalid(Status::BadRequest);
+    }
     let method = match r.method {
         Some("GET") => Method::Get,
         Some("HEAD") => Method::Head,
@@ -194,7 +212,9 @@ pub(super) fn parse(input: &[u8]) -> Parsed<'_> {
         range: None,
         if_range: false,
     };
-    let (mut close, mut keep_alive, mut hosts, mut body) = (false, false, 0, false);
+    let (mut close, mut keep_alive, mut hosts, mut bad) = (false, false, 0, false);
+    let mut length: Option<u64> = None;
+    let mut te = Codings::default();
     for h in r.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
@@ -205,6 +225,7 @@ pub(super) fn parse(input: &[u8]) -> Parsed<'_> {
             }
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            bad |= authority(h.value).is_none();
         } else if name.eq_ignore_ascii_case(b"if-modified-since") {
             req.if_modified_since = Some(h.value);
         } else if name.eq_ignore_ascii_case(b"if-none-match") {
@@ -214,20 +235,36 @@ pub(super) fn parse(input: &[u8]) -> Parsed<'_> {
         } else if name.eq_ignore_ascii_case(b"if-range") {
             req.if_range = true;
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            match parse_u64(h.value.trim_ascii()) {
-                Some(0) => {}
-                Some(_) => body = true,
-                None => return Parsed::Invalid(Status::BadRequest),
+            // RFC 9110 section 8.6: repeated fields and lists are accepted when every value is
+            // the same; RFC 9112 section 6.3 (5): anything else is a 400.
+            match (content_length(h.value), length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => bad = true,
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            body = true;
+            te.add(h.value);
         }
     }
-    // RFC 9112 section 3.2: a 1.1 request without exactly one Host is answered with 400.
-    if minor == 1 && hosts != 1 {
+    // RFC 9112 section 3.2: a 1.1 request without a Host, and any request with more than one or
+    // with an invalid one, is answered with 400.
+    if bad || hosts > 1 || (minor == 1 && hosts == 0) {
         return Parsed::Invalid(Status::BadRequest);
     }
+    if te.present {
+        // RFC 9112 section 6.1: Transfer-Encoding in 1.0 is faulty framing, and with a
+        // Content-Length it is a smuggling attempt (the server must close either way); section
+        // 6.3 (4): chunked must be the final coding, and it is applied once only (section 7).
+        if minor == 0 || length.is_some() || te.bad() {
+            return Parsed::Invalid(Status::BadRequest);
+        }
+        // Section 6.1: a coding the server does not implement (it decodes none but chunked).
+        if te.other {
+            return Parsed::Invalid(Status::NotImplemented);
+        }
+    }
     // A request body is never read: the connection cannot find the next request, so it closes.
+    let body = te.present || length.is_some_and(|n| n > 0);
     req.persist = if close || body || (minor == 0 && !keep_alive) {
         Persist::Close
     } else if minor == 0 {
@@ -236,6 +273,205 @@ pub(super) fn parse(input: &[u8]) -> Parsed<'_> {
         Persist::Default
     };
     Parsed::Complete { req, len }
+}
+
+/// A visible ASCII character (RFC 5234 VCHAR): the bytes a request target may hold.
+fn is_vchar(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+}
+
+/// Whether every byte of `s` is a VCHAR: without an early exit, so that the loop is vectorized.
+fn all_vchar(s: &[u8]) -> bool {
+    !s.iter()
+        .fold(false, |bad, &b| bad | (b.wrapping_sub(0x21) >= 0x5e))
+}
+
+/// A tchar (RFC 9110 section 5.6.2): the bytes of a method, a field name, a transfer coding.
+fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
+}
+
+/// The bytes in `set`, as a table (a lookup per byte keeps the checks off the profile).
+const fn byte_table(set: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        table[set[i] as usize] = true;
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 256 {
+        if (b as u8).is_ascii_alphanumeric() {
+            table[b] = true;
+        }
+        b += 1;
+    }
+    table
+}
+
+/// Alphanumerics and `!#$%&'*+-.^_`|~`.
+static TCHAR: [bool; 256] = byte_table(b"!#$%&'*+-.^_`|~");
+/// `unreserved / sub-delims` (RFC 3986 section 2): alphanumerics and `-._~!$&'()*+,;=`.
+static HOST_CHAR: [bool; 256] = byte_table(b"-._~!$&'()*+,;=");
+
+/// Optional whitespace (RFC 9110 section 5.6.3) trimmed off both ends.
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// A Content-Length value: one decimal number, or a list of the same number (`5, 5`).
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut n = None;
+    for part in value.split(|&b| b == b',') {
+        let m = parse_u64(trim_ows(part))?;
+        if n.is_some_and(|n| n != m) {
+            return None;
+        }
+        n = Some(m);
+    }
+    n
+}
+
+/// What the Transfer-Encoding fields of a request list, in order (RFC 9112 section 6.1).
+#[derive(Default)]
+struct Codings {
+    /// A Transfer-Encoding field was sent.
+    present: bool,
+    /// How many codings are listed.
+    count: u32,
+    /// A coding is malformed (not a token, or chunked with parameters).
+    malformed: bool,
+    /// How many times chunked is listed.
+    chunked: u32,
+    /// The last coding listed is chunked.
+    chunked_last: bool,
+    /// A coding other than chunked is listed.
+    other: bool,
+}
+
+impl Codings {
+    /// Adds the codings of one field value: `transfer-coding *( OWS "," OWS transfer-coding )`,
+    /// each a token with optional `;` parameters. Empty list elements are skipped (RFC 9110
+    /// section 5.6.1.2).
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        for element in value.split(|&b| b == b',') {
+            let element = trim_ows(element);
+            if element.is_empty() {
+                continue;
+            }
+            self.count += 1;
+            let (name, params) = match element.iter().position(|&b| b == b';') {
+                Some(i) => (trim_ows(&element[..i]), true),
+                None => (element, false),
+            };
+            self.chunked_last = false;
+            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                self.malformed = true;
+            } else if name.eq_ignore_ascii_case(b"chunked") {
+                // chunked takes no parameters.
+                self.malformed |= params;
+                self.chunked += 1;
+                self.chunked_last = true;
+            } else {
+                self.other = true;
+            }
+        }
+    }
+
+    /// The framing cannot be known: no coding, a malformed one, chunked twice or not last.
+    fn bad(&self) -> bool {
+        self.count == 0 || self.malformed || self.chunked != 1 || !self.chunked_last
+    }
+}
+
+/// The host of an authority, `uri-host [ ":" port ]` (RFC 9110 section 7.2, RFC 3986 section
+/// 3.2.2): its length, or `None` if the syntax is wrong. The host may be empty (a Host field is
+/// empty when the target URI has none) and has no userinfo.
+fn authority(value: &[u8]) -> Option<usize> {
+    let host_len = if let Some(inner) = value.strip_prefix(b"[") {
+        // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+        let close = inner.iter().position(|&b| b == b']')?;
+        if !ip_literal(&inner[..close]) {
+            return None;
+        }
+        close + 2
+    } else {
+        // reg-name (IPv4address is one too) = *( unreserved / pct-encoded / sub-delims ): runs
+        // of plain characters, each maybe followed by a percent escape.
+        let mut i = 0;
+        loop {
+            i += value[i..]
+                .iter()
+                .position(|&b| !is_unreserved_or_sub_delim(b))
+                .unwrap_or(value.len() - i);
+            match value.get(i..i + 3) {
+                Some([b'%', hi, lo]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => i += 3,
+                _ => break i,
+            }
+        }
+    };
+    match &value[host_len..] {
+        [] => Some(host_len),
+        [b':', port @ ..] if port.iter().all(u8::is_ascii_digit) => Some(host_len),
+        _ => None,
+    }
+}
+
+/// `unreserved / sub-delims` (RFC 3986 section 2).
+fn is_unreserved_or_sub_delim(b: u8) -> bool {
+    HOST_CHAR[usize::from(b)]
+}
+
+/// `IPv6address / IPvFuture`, between the brackets.
+fn ip_literal(s: &[u8]) -> bool {
+    match s {
+        // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+        [b'v' | b'V', rest @ ..] => {
+            let Some(dot) = rest.iter().position(|&b| b == b'.') else {
+                return false;
+            };
+            let (version, tail) = (&rest[..dot], &rest[dot + 1..]);
+            !version.is_empty()
+                && version.iter().all(u8::is_ascii_hexdigit)
+                && !tail.is_empty()
+                && tail
+                    .iter()
+                    .all(|&b| b == b':' || is_unreserved_or_sub_delim(b))
+        }
+        _ => std::str::from_utf8(s).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok()),
+    }
+}
+
+/// Checks the authority of an absolute-form target (`http://host:port/path`, RFC 9112 section
+/// 3.2.2), which stands in for Host: its host must not be empty (RFC 9110 section 4.2.1) and it
+/// has no userinfo (section 4.2.4). Other forms pass: their paths are checked later.
+fn absolute_form_ok(target: &[u8]) -> bool {
+    if target.first() == Some(&b'/') {
+        return true;
+    }
+    let scheme_end = match target.iter().position(|&b| b == b':') {
+        Some(i) => i,
+        None => return true,
+    };
+    let scheme = &target[..scheme_end];
+    if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")) {
+        return true;
+    }
+    let Some(rest) = target[scheme_end + 1..].strip_prefix(b"//") else {
+        return false;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    matches!(authority(&rest[..end]), Some(host) if host > 0)
 }
 
 /// How many bytes of empty lines (CRLF or LF) `input` starts with.
@@ -262,25 +498,22 @@ fn partial(input: &[u8]) -> Parsed<'_> {
 }
 
 /// The status for a version httparse refused: 505 if the request line is well formed
-/// (`METHOD SP target SP HTTP/digits[.digits]`), 400 otherwise.
+/// (`method SP request-target SP HTTP/DIGIT.DIGIT`, RFC 9112 section 2.3), 400 otherwise.
 fn bad_version(input: &[u8]) -> Status {
     let input = &input[leading_empty(input)..];
     let line = input.split(|&b| b == b'\n').next().unwrap_or(input);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-    let well_formed = match parts.as_slice() {
-        [method, target, version] => {
-            !method.is_empty()
-                && !target.is_empty()
-                && version.len() > 5
-                && version[..5] == *b"HTTP/"
-                && version[5].is_ascii_digit()
-                && version[5..]
-                    .iter()
-                    .all(|b| b.is_ascii_digit() || *b == b'.')
-        }
-        _ => false,
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Status::BadRequest;
     };
+    let well_formed = !method.is_empty()
+        && method.iter().all(|&b| is_tchar(b))
+        && !target.is_empty()
+        && target.iter().all(|&b| is_vchar(b))
+        && matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit());
     if well_formed {
         Status::VersionNotSupported
     } else {
@@ -589,5 +822,289 @@ mod tests {
         push_u64(&mut b, 1234567890);
         assert_eq!(b.content(), b"01234567890");
         assert_eq!(Status::NotFound.text(), b"404 Not Found");
+    }
+
+    /// `GET / HTTP/1.1` with `fields` (each line with its CRLF) and the final CRLF.
+    fn with_fields(fields: &str) -> Vec<u8> {
+        format!("GET / HTTP/1.1\r\n{fields}\r\n").into_bytes()
+    }
+
+    /// Asserts that each request is refused with `status`.
+    fn refused(status: Status, cases: &[&[u8]]) {
+        for case in cases {
+            assert_eq!(
+                status_of(case),
+                Some(status),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    /// Asserts that each request parses, and returns what it says about the connection.
+    fn accepted(case: &[u8]) -> Persist {
+        match parse(case) {
+            Parsed::Complete { req, len } => {
+                assert_eq!(len, case.len(), "{:?}", String::from_utf8_lossy(case));
+                req.persist
+            }
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(case)),
+        }
+    }
+
+    /// A value long enough for httparse's vectored scans (32 bytes at a time) to run over it.
+    const LONG: &str = "0123456789abcdef0123456789abcdef0123456789";
+
+    #[test]
+    fn content_length_conflicting_or_malformed() {
+        // RFC 9112 section 6.3 (5), RFC 9110 section 8.6.
+        for value in [
+            "+5", "-5", "5x", "x", "", " ", "0x5", "5 5", "5,", ",5", "5, 6", "1.0",
+        ] {
+            refused(
+                Status::BadRequest,
+                &[&with_fields(&format!(
+                    "Host: h\r\nContent-Length: {value}\r\n"
+                ))],
+            );
+        }
+        refused(
+            Status::BadRequest,
+            &[
+                &with_fields("Host: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n"),
+                &with_fields("Host: h\r\nContent-Length: 0\r\nContent-Length: 1\r\n"),
+                &with_fields("Host: h\r\nContent-Length: 99999999999999999999\r\n"),
+            ],
+        );
+        // The same number, repeated or listed, is that number (RFC 9110 section 8.6).
+        assert_eq!(
+            accepted(&with_fields("Host: h\r\nContent-Length: 0, 0\r\n")),
+            Persist::Default
+        );
+        assert_eq!(
+            accepted(&with_fields(
+                "Host: h\r\nContent-Length: 0\r\nContent-Length: 00\r\n"
+            )),
+            Persist::Default
+        );
+        assert_eq!(
+            accepted(&with_fields("Host: h\r\nContent-Length: 5,5\r\n")),
+            Persist::Close
+        );
+    }
+
+    #[test]
+    fn transfer_encoding() {
+        // With Content-Length (RFC 9112 section 6.1), in either order.
+        refused(
+            Status::BadRequest,
+            &[
+                &with_fields("Host: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n"),
+                &with_fields("Host: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"),
+                // chunked not last (section 6.3 (4)), twice (section 7), malformed, empty.
+                &with_fields("Host: h\r\nTransfer-Encoding: gzip\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding: chunked, gzip\r\n"),
+                &with_fields(
+                    "Host: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+                ),
+                &with_fields("Host: h\r\nTransfer-Encoding: chunked, chunked\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding: chunked;x=1\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding: \"chunked\"\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding: chunked x\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding:\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding: ,\r\n"),
+                // In HTTP/1.0 (section 6.1).
+                b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ],
+        );
+        // A coding the server does not implement, before chunked (section 6.1).
+        refused(
+            Status::NotImplemented,
+            &[
+                &with_fields("Host: h\r\nTransfer-Encoding: gzip, chunked\r\n"),
+                &with_fields(
+                    "Host: h\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n",
+                ),
+            ],
+        );
+        assert!(Status::NotImplemented.closes());
+        // chunked alone is understood: answered, then the connection closes.
+        for fields in [
+            "Host: h\r\nTransfer-Encoding: chunked\r\n",
+            "Host: h\r\nTransfer-Encoding: CHUNKED\r\n",
+            "Host: h\r\nTransfer-Encoding: , chunked ,\r\n",
+        ] {
+            assert_eq!(accepted(&with_fields(fields)), Persist::Close, "{fields}");
+        }
+    }
+
+    #[test]
+    fn host() {
+        // RFC 9112 section 3.2: missing (1.1), repeated, invalid (RFC 9110 section 7.2).
+        refused(
+            Status::BadRequest,
+            &[
+                b"GET / HTTP/1.1\r\n\r\n",
+                &with_fields("Host: a\r\nHost: a\r\n"),
+                b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+                b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n",
+            ],
+        );
+        for value in [
+            "a b",
+            "a/b",
+            "user@host",
+            "a:b",
+            "a:80:80",
+            "a:-1",
+            "[::1",
+            "[::g]",
+            "[1.2.3.4]",
+            "[v1]",
+            "[v.x]",
+            "::1",
+            "a%2",
+            "a%zz",
+            "a\"b",
+            "a?b",
+            "a#b",
+            "\u{e9}",
+        ] {
+            refused(
+                Status::BadRequest,
+                &[&with_fields(&format!("Host: {value}\r\n"))],
+            );
+        }
+        for value in [
+            "",
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "127.0.0.1:80",
+            "[::1]:8080",
+            "[2001:db8::1]",
+            "[v7.a:b]",
+            "a%2Db_c~d!$&'()*+,;=",
+            LONG,
+        ] {
+            accepted(&with_fields(&format!("Host: {value}\r\n")));
+        }
+        // HTTP/1.0 needs no Host.
+        accepted(b"GET / HTTP/1.0\r\n\r\n");
+    }
+
+    #[test]
+    fn field_syntax() {
+        let long_ctl = format!("Host: h\r\nX-A: {LONG}\x01{LONG}\r\n");
+        let long_nul = format!("Host: h\r\nX-A: {LONG}\0{LONG}\r\n");
+        let long_cr = format!("Host: h\r\nX-A: {LONG}\r{LONG}\r\n");
+        refused(
+            Status::BadRequest,
+            &[
+                // Whitespace between name and colon (RFC 9112 section 5.1).
+                &with_fields("Host : h\r\n"),
+                &with_fields("Host: h\r\nContent-Length : 5\r\n"),
+                &with_fields("Host: h\r\nTransfer-Encoding\t: chunked\r\n"),
+                // Obsolete line folding (section 5.2), and whitespace before the first field
+                // (section 2.2).
+                &with_fields("Host: h\r\nX-A: a\r\n b\r\n"),
+                &with_fields("Host: h\r\nX-A: a\r\n\tb\r\n"),
+                &with_fields(" Host: h\r\n"),
+                // Names of tchars only (RFC 9110 section 5.1).
+                &with_fields("Host: h\r\nX(A): a\r\n"),
+                &with_fields("Host: h\r\n: a\r\n"),
+                &with_fields("Host: h\r\nX\u{e9}: a\r\n"),
+                &with_fields(&format!("Host: h\r\nX-{LONG}\x7f: a\r\n")),
+                // Values: no CTL but HTAB, no NUL, CR, LF, DEL (RFC 9110 section 5.5).
+                &with_fields("Host: h\r\nX-A: a\x01b\r\n"),
+                &with_fields("Host: h\r\nX-A: a\0b\r\n"),
+                &with_fields("Host: h\r\nX-A: a\x7fb\r\n"),
+                long_ctl.as_bytes(),
+                long_nul.as_bytes(),
+                // Bare CR anywhere (RFC 9112 section 2.2).
+                &with_fields("Host: h\r\nX-A: a\rb\r\n"),
+                &with_fields("Host: h\r\nX-A: a\r\r\n"),
+                long_cr.as_bytes(),
+                b"GET / HTTP/1.1\r\nHost: h\r\n\r\r\n",
+                b"GET / HTTP/1.1\rHost: h\r\n\r\n",
+                b"GET /a\rb HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GE\rT / HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"\r\rGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
+            ],
+        );
+        // HTAB and obs-text in values, bare LF line ends (section 2.2 allows them).
+        accepted(&with_fields("Host: h\r\nX-A: a\tb \u{e9}\r\n"));
+        accepted(b"GET / HTTP/1.1\nHost: h\nX-A: b\n\n");
+    }
+
+    #[test]
+    fn request_line_syntax() {
+        refused(
+            Status::BadRequest,
+            &[
+                // Exactly one SP between the parts (RFC 9112 section 3).
+                b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET /  HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+                b"GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n",
+                b" GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                // HTTP-version syntax (section 2.3): case-sensitive, one digit each.
+                b"GET / http/1.1\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/1.10\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/11\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/2\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/2.0 \r\nHost: h\r\n\r\n",
+                b"GET / HTTP/1.1x\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n",
+                // No whitespace or invalid bytes in the target (section 3.2).
+                b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET /a\0b HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET /a\x7fb HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET /\u{e9} HTTP/1.1\r\nHost: h\r\n\r\n".as_bytes(),
+                // A method is a token.
+                b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+            ],
+        );
+        refused(
+            Status::VersionNotSupported,
+            &[
+                b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+                b"GET / HTTP/0.9\r\n\r\n",
+            ],
+        );
+        accepted(b"GET /a?b=c&d=%20 HTTP/1.1\r\nHost: h\r\n\r\n");
+        accepted(b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+
+    #[test]
+    fn absolute_form() {
+        // RFC 9112 section 3.2.2: the authority stands in for Host; RFC 9110 section 4.2.1:
+        // an empty host is invalid; section 4.2.4: no userinfo.
+        refused(
+            Status::BadRequest,
+            &[
+                b"GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET http://:80/a HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET http://u@h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET http://h:x/a HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET http:/h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET HTTPS://[::1/a HTTP/1.1\r\nHost: h\r\n\r\n",
+                // Host is still required in 1.1, once and well formed.
+                b"GET http://h/a HTTP/1.1\r\n\r\n",
+                b"GET http://h/a HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+            ],
+        );
+        for target in [
+            "http://example.com/a",
+            "HTTP://example.com",
+            "https://[::1]:8443/a?b",
+            "http://h?x",
+        ] {
+            let req = format!("GET {target} HTTP/1.1\r\nHost: other\r\n\r\n");
+            accepted(req.as_bytes());
+        }
+        accepted(b"GET http://h/a HTTP/1.0\r\n\r\n");
     }
 }

@@ -47,14 +47,41 @@
 //! - Paths that would leave DIR (`..`, `%2e%2e`, `%2f`, NUL, symlinks out) get 404, as a missing
 //!   file does; a malformed percent escape gets 400; a file that may not be opened, 403.
 //! - Limits: 8 KiB request target (414), 16 KiB or 64 fields of headers (431).
-//! - A request with a body (Content-Length > 0, Transfer-Encoding) is answered and the connection
-//!   closed: the body is never read. An HTTP/1.1 request without exactly one Host is a 400.
+//! - A request with a body (Content-Length > 0, or Transfer-Encoding: chunked) is answered and the
+//!   connection closed: the body is never read. Malformed requests: see below.
 //! - Multiple byte ranges are answered with the whole file (200); If-Range is answered likewise,
 //!   the server having no strong validators to compare.
 //! - Files of up to 64 KiB are cached (`--cache-mb`, 64 MiB by default; 0 turns the cache off)
 //!   once their ctime is a second old, and served from memory while a `stat` of the path shows the
 //!   same device, inode, size, mtime and ctime (`fs.rs` explains why that cannot serve stale
 //!   bytes).
+//!
+//! # Malformed requests
+//!
+//! Every rule of RFC 9112 on parsing a request that a server can check is enforced; a request that
+//! breaks one is answered with 400 (501 where said), `Connection: close`, and the connection is
+//! closed once the answer is sent, so that nothing after it (a smuggled request) is ever read as
+//! a request (`http.rs`, whose tests and `tests/serve.rs` try each rule):
+//!
+//! - Request line (section 3): `method SP request-target SP HTTP-version`, exactly one SP each,
+//!   the method a token, the version `HTTP/` DIGIT `.` DIGIT, case-sensitive (2.3); a well-formed
+//!   version other than 1.0 and 1.1 gets 505. The target holds visible ASCII only: no whitespace,
+//!   no control, no byte over 0x7E (3.2). Up to 8 empty lines before it are skipped (2.2).
+//! - Line ends: CRLF, or a bare LF (2.2 allows it); a CR not followed by LF, anywhere, is a 400.
+//! - Field lines (section 5): names are tokens; whitespace between a name and its colon (5.1),
+//!   obsolete line folding (5.2) and whitespace before the first field (2.2) are refused; values
+//!   hold no control character but HTAB (so no NUL, CR, LF, DEL; RFC 9110 section 5.5).
+//! - Host (3.2): an HTTP/1.1 request without one, any request with two, or one whose value is not
+//!   `uri-host [":" port]` (RFC 9110 section 7.2; IP literals checked, no userinfo) is a 400. HTTP/1.0
+//!   needs none. A target in absolute form (`http://host/path`, 3.2.2) stands in for Host: its
+//!   authority must be valid with a non-empty host (RFC 9110 section 4.2.1) and no userinfo; Host
+//!   must still be sent (3.2), and the server, which serves one tree for every host, uses neither.
+//! - Content-Length (6.3, RFC 9110 section 8.6): digits only (no sign, no space inside, at most 19
+//!   digits). Repeated fields and lists are accepted when every value is the same (`5, 5` is 5, as
+//!   RFC 9110 allows: the framing is not in doubt); different values are a 400.
+//! - Transfer-Encoding (6.1, 6.3): with Content-Length, or in HTTP/1.0, a 400; chunked must be the
+//!   last coding and appear once, without parameters (else 400); any other coding listed before it
+//!   (`gzip, chunked`) is one the server does not implement: 501.
 
 mod buf;
 mod conn;
