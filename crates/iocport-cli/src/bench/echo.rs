@@ -94,7 +94,13 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
              {C_ACCEPTS} AcceptEx posted; its port picks the backend as iocport's does",
             cpus()
         )),
-        Err(why) => report.notes.push(format!("{IOCPORT_C} skipped: {why}")),
+        Err(why) => {
+            report.notes.push(format!("{IOCPORT_C} skipped: {why}"));
+            report.missing.push(super::Missing {
+                system: IOCPORT_C.into(),
+                why: format!("not built: {why}"),
+            });
+        }
     }
     report.targets.push(Target {
         case: "echo_conn128",

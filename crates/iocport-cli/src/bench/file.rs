@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use iocport::{GetError, IoBuf, Packet, Started};
 
 use super::{
-    epoll_note, join, missing_tool_note, run_case, tool_version, Config, Contender, Flavor, Goal,
-    Record, Report, Target, Values, IOCPORT_FLAVORS, IO_WAIT,
+    epoll_note, join, run_case, tool_version, Config, Contender, Flavor, Goal, Record, Report,
+    Target, Values, IOCPORT_FLAVORS, IO_WAIT,
 };
 
 const SUITE: &str = "file";
@@ -152,9 +152,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         .notes
         .push(epoll_note("Builder::backend(BackendChoice::Epoll)"));
     if fio.is_none() {
-        report
-            .notes
-            .push(missing_tool_note("fio", "fio-io_uring and fio-psync"));
+        report.missing_tool("fio", "fio-io_uring and fio-psync");
     }
 
     let mut modes = vec![Mode::Cached];

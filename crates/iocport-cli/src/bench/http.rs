@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use super::child::{find_tool, Guard};
 use super::{
-    cpus, epoll_note, missing_tool_note, run_case, tool_version, Config, Contender, Goal, Report,
-    Target, Values, IOCPORT, IOCPORT_EPOLL,
+    cpus, epoll_note, run_case, tool_version, Config, Contender, Goal, Report, Target, Values,
+    IOCPORT, IOCPORT_EPOLL,
 };
 
 const SUITE: &str = "http";
@@ -58,10 +58,7 @@ const FILES: [(&str, &str, usize); 2] =
 pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     let mut report = Report::default();
     let Some(wrk) = find_tool("wrk", &[]) else {
-        report.notes.push(missing_tool_note(
-            "wrk",
-            "the http suite (iocport serve and nginx)",
-        ));
+        report.missing_tool("wrk", "the http suite (iocport serve and nginx)");
         return Ok(report);
     };
     let nginx = find_tool("nginx", &["/usr/sbin/nginx", "/usr/local/sbin/nginx"]);
@@ -109,9 +106,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         .notes
         .push(epoll_note("iocport serve --backend epoll"));
     if nginx.is_none() {
-        report
-            .notes
-            .push(missing_tool_note("nginx", "the nginx peer"));
+        report.missing_tool("nginx", "the nginx peer");
     }
 
     for (case, file, size) in FILES {

@@ -19,11 +19,19 @@
 //! generated section of BENCHMARKS.md) and the charts (`summary.svg`, `SUITE.svg`,
 //! `SUITE-p99.svg`, see [`chart`]). `--json FILE` also writes the bare records as a JSON array.
 //!
-//! A full run (not `--quick`, not `--no-docs`) then updates the committed figures: its suites'
-//! records replace theirs in `docs/bench/results.json` (the other suites' are kept), and the charts
-//! in `docs/bench/` and the section of BENCHMARKS.md between `<!-- bench:begin -->` and
-//! `<!-- bench:end -->` are rendered again from that merged file. `--quick` runs never touch them.
-//! `--render-docs` runs nothing and only renders them again.
+//! The table ends with every figure that is **not comparable**, and why: a system that took no part
+//! (a tool not installed, a peer whose server failed to start, a suite that failed) or a median
+//! whose spread is over 50% ([`SPREAD_LIMIT`]). A peer whose round fails is dropped from its case
+//! (the case goes on) except with `--quick`, which checks that every system works. Before the
+//! suites run, the peers whose tools are missing are named (`scripts/bench-deps.sh` installs them).
+//!
+//! A run writes nothing else: the repository's files are left alone. Only `--update-docs` (a full
+//! run) updates the committed figures: its suites' records replace theirs in
+//! `docs/bench/results.json` (the other suites' are kept), and the charts in `docs/bench/` and the
+//! section of BENCHMARKS.md between `<!-- bench:begin -->` and `<!-- bench:end -->` are rendered
+//! again from that merged file. `--render-docs` runs nothing and only renders them again.
+//! `--no-docs`, once the way to keep them unchanged, is now what every run does; it is accepted
+//! and does nothing.
 
 mod chart;
 mod child;
@@ -314,6 +322,52 @@ pub(crate) struct Report {
     pub notes: Vec<String>,
     /// Goals for iocport, checked and printed after the table.
     pub targets: Vec<Target>,
+    /// Systems that took no part (a tool not installed, a server that failed to start): their
+    /// figures are missing, and the summary lists them as not comparable.
+    pub missing: Vec<Missing>,
+}
+
+impl Report {
+    /// Records that `tool` is not installed, so `systems` are skipped: a note, and an entry in
+    /// [`Report::missing`].
+    pub fn missing_tool(&mut self, tool: &str, systems: &str) {
+        self.notes.push(missing_tool_note(tool, systems));
+        self.missing.push(Missing {
+            system: systems.to_owned(),
+            why: format!("{tool} is not installed (`bash scripts/bench-deps.sh` installs it)"),
+        });
+    }
+}
+
+/// A system with no figures in a run, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Missing {
+    /// The system (or systems, or `case: system`).
+    pub system: String,
+    /// Why it has no figures.
+    pub why: String,
+}
+
+/// Above this spread ((max - min) / median over the rounds) a median is not comparable.
+pub(crate) const SPREAD_LIMIT: f64 = 0.5;
+
+/// Peers dropped by [`run_case`] because a round of theirs failed, until [`run`] moves them into
+/// the suite's [`Report::missing`]. A static rather than a return value so that the suites, which
+/// only collect records, need not thread it through.
+static DROPPED: Mutex<Vec<(String, Missing)>> = Mutex::new(Vec::new());
+
+/// Takes the peers [`run_case`] dropped in `suite`.
+fn take_dropped(suite: &str) -> Vec<Missing> {
+    let mut all = DROPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let (ours, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|(s, _)| s == suite);
+    *all = rest;
+    ours.into_iter().map(|(_, m)| m).collect()
+}
+
+/// Whether `system` is one of iocport's systems (`iocport`, `iocport-epoll`, `iocport-c`, ...)
+/// rather than a peer.
+pub(crate) fn is_iocport(system: &str) -> bool {
+    system == IOCPORT || system.starts_with("iocport-")
 }
 
 /// One round of one system in a case: returns the `(metric, value)` pairs it measured.
@@ -342,6 +396,11 @@ impl<'a> Contender<'a> {
 
 /// Runs one case: every contender once per round, rounds interleaved (the starting contender rotates
 /// each round), then one record per (system, metric) holding the median over the rounds.
+///
+/// A round of an iocport system that fails fails the case. A round of a peer that fails (a server
+/// that does not start, a tool that exits with an error) drops that peer from the case: the case
+/// goes on without it, and the run's summary lists the peer as not comparable. With `--quick`,
+/// whose job is to check that every system works, a peer's failure fails the case too.
 pub(crate) fn run_case(
     cfg: &Config,
     suite: &str,
@@ -353,10 +412,31 @@ pub(crate) fn run_case(
         "bench {suite}/{case}: {} system(s), {} round(s)",
         n, cfg.rounds
     ));
+    // Whether each contender is still in the case.
+    let mut alive = vec![true; n];
+    let fail = |alive: &mut [bool], idx: usize, system: &str, e: String| {
+        let e = format!("{suite}/{case} ({system}): {e}");
+        // `--quick` checks that every system works, peers included.
+        if is_iocport(system) || cfg.quick {
+            return Err(e);
+        }
+        say(format!("{e}: {system} dropped from {case}"));
+        alive[idx] = false;
+        DROPPED.lock().unwrap_or_else(|e| e.into_inner()).push((
+            suite.to_owned(),
+            Missing {
+                system: format!("{case}: {system}"),
+                why: format!("failed: {e}"),
+            },
+        ));
+        Ok(())
+    };
     if cfg.warmup {
-        for c in &mut contenders {
+        for (idx, c) in contenders.iter_mut().enumerate() {
             status(format!("{suite}/{case}: warm-up, {}", c.system));
-            (c.round)().map_err(|e| format!("{suite}/{case} ({}): {e}", c.system))?;
+            if let Err(e) = (c.round)() {
+                fail(&mut alive, idx, c.system, e)?;
+            }
         }
     }
     // samples[contender] = [(metric, values over rounds)], metric order as first reported.
@@ -364,6 +444,9 @@ pub(crate) fn run_case(
     for round in 0..cfg.rounds {
         for i in 0..n {
             let idx = (i + round) % n;
+            if !alive[idx] {
+                continue;
+            }
             let c = &mut contenders[idx];
             status(format!(
                 "{suite}/{case}: round {}/{}, {}",
@@ -371,7 +454,13 @@ pub(crate) fn run_case(
                 cfg.rounds,
                 c.system
             ));
-            let values = (c.round)().map_err(|e| format!("{suite}/{case} ({}): {e}", c.system))?;
+            let values = match (c.round)() {
+                Ok(values) => values,
+                Err(e) => {
+                    fail(&mut alive, idx, c.system, e)?;
+                    continue;
+                }
+            };
             for (metric, value) in values {
                 if !value.is_finite() || value < 0.0 {
                     return Err(format!(
@@ -388,7 +477,10 @@ pub(crate) fn run_case(
         }
     }
     let mut records = Vec::new();
-    for (c, metrics) in contenders.iter().zip(samples) {
+    for ((c, metrics), alive) in contenders.iter().zip(samples).zip(alive) {
+        if !alive {
+            continue;
+        }
         for (metric, mut values) in metrics {
             let med = median(&mut values);
             let (lo, hi) = (values[0], values[values.len() - 1]);
@@ -569,24 +661,29 @@ pub(crate) fn suite_order(suite: &str) -> usize {
 pub(crate) struct Args {
     /// Suites to run (default: all, in this order): port, nop, file, echo, http, copy, wake.
     suites: Vec<String>,
-    /// Short runs, for CI: checks that every case works, not how fast. Never touches
-    /// BENCHMARKS.md or docs/bench/.
+    /// Short runs, for CI: checks that every case works (peers included), not how fast.
     #[arg(long)]
     quick: bool,
     /// Also write the results as JSON records {"suite", "case", "system", "metric", "value"} to
     /// FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Where this run's results.json, results.md and SVG charts go.
+    /// Where this run's results.json, results.md and SVG charts go. A run writes nothing else
+    /// unless --update-docs is given.
     #[arg(long, value_name = "DIR", default_value = "bench-out")]
     out: PathBuf,
-    /// A full run normally merges its results into docs/bench/results.json and renders
-    /// docs/bench/*.svg and BENCHMARKS.md's generated section again; this leaves them alone.
-    #[arg(long)]
+    /// Also update the committed figures: merge this run's suites into docs/bench/results.json,
+    /// then render docs/bench/*.svg and BENCHMARKS.md's generated section again from it. Must be
+    /// run from the project's directory; not with --quick.
+    #[arg(long, conflicts_with = "quick")]
+    update_docs: bool,
+    /// Deprecated, does nothing: runs leave docs/bench/ and BENCHMARKS.md alone unless
+    /// --update-docs is given. Accepted so that older command lines still run.
+    #[arg(long, conflicts_with = "update_docs")]
     no_docs: bool,
     /// Run nothing: render docs/bench/*.svg and BENCHMARKS.md's generated section again from
     /// docs/bench/results.json.
-    #[arg(long, conflicts_with_all = ["suites", "quick", "json", "no_docs"])]
+    #[arg(long, conflicts_with_all = ["suites", "quick", "json", "update_docs", "no_docs"])]
     render_docs: bool,
 }
 
@@ -599,7 +696,65 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
         let merged = Results::load(&root.join(results::DOCS_JSON))?;
         return write_docs(&root, &merged);
     }
+    if args.no_docs {
+        eprintln!(
+            "bench: --no-docs is deprecated and does nothing: runs leave docs/bench/ and \
+             BENCHMARKS.md alone unless --update-docs is given"
+        );
+    }
     run(&args)
+}
+
+/// A tool a peer needs, which `scripts/bench-deps.sh` installs.
+struct PeerTool {
+    /// The program.
+    tool: &'static str,
+    /// Where to look besides PATH.
+    also: &'static [&'static str],
+    /// The suite whose peers need it.
+    suite: &'static str,
+    /// The systems it runs.
+    systems: &'static str,
+}
+
+/// Every external tool a peer needs. The other peers (tokio, crossbeam-channel, std, the raw
+/// ring, cp) are crates built into this binary or part of the base system.
+const PEER_TOOLS: &[PeerTool] = &[
+    PeerTool {
+        tool: "fio",
+        also: &[],
+        suite: "file",
+        systems: "fio-io_uring, fio-psync",
+    },
+    PeerTool {
+        tool: "wrk",
+        also: &[],
+        suite: "http",
+        systems: "the whole suite",
+    },
+    PeerTool {
+        tool: "nginx",
+        also: &["/usr/sbin/nginx", "/usr/local/sbin/nginx"],
+        suite: "http",
+        systems: "nginx",
+    },
+];
+
+/// Before a run: says which peers the chosen suites will lack, and how to install them.
+fn preflight(chosen: &[&Suite]) {
+    let missing: Vec<String> = PEER_TOOLS
+        .iter()
+        .filter(|p| chosen.iter().any(|s| s.name == p.suite))
+        .filter(|p| child::find_tool(p.tool, p.also).is_none())
+        .map(|p| format!("{} ({}: {})", p.tool, p.suite, p.systems))
+        .collect();
+    if !missing.is_empty() {
+        say(format!(
+            "bench: not installed: {}; those figures will be missing and the summary lists them \
+             (`bash scripts/bench-deps.sh` installs them, as root or with sudo, with apt-get)",
+            missing.join(", ")
+        ));
+    }
 }
 
 /// The suites named (all when none is), in the order given, each once.
@@ -623,22 +778,33 @@ fn choose(names: &[String]) -> Result<Vec<&'static Suite>, String> {
     Ok(chosen)
 }
 
-/// Runs the chosen suites, prints the table, writes the outputs. A suite that fails (or panics)
-/// is reported and the others still run; the run then fails at the end.
+/// Runs the chosen suites, prints the table and the list of figures that are not comparable,
+/// writes the outputs. A suite that fails (or panics) is reported and the others still run; the run
+/// then fails at the end.
 fn run(args: &Args) -> Result<(), String> {
     let chosen = choose(&args.suites)?;
     let cfg = Config::new(args.quick);
     let root = project_root();
+    // An explicit request that cannot be honoured fails before minutes of measuring.
+    if args.update_docs && root.is_none() {
+        return Err(
+            "--update-docs: BENCHMARKS.md not found from the current directory (run it \
+                    from the project's directory)"
+                .into(),
+        );
+    }
     let context = results::RunContext::probe(root.as_deref(), args.quick);
+    preflight(&chosen);
 
     let mut done: Vec<(&str, Report)> = Vec::new();
-    let mut failed: Vec<String> = Vec::new();
+    let mut failed: Vec<(&str, String)> = Vec::new();
     {
         let progress = Progress::start(chosen.len());
         for suite in chosen {
             status(suite.name.to_owned());
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| (suite.run)(&cfg)))
                 .unwrap_or_else(|_| Err("panicked".to_owned()));
+            let dropped = take_dropped(suite.name);
             match outcome {
                 Ok(mut report) => {
                     for r in &mut report.records {
@@ -646,12 +812,12 @@ fn run(args: &Args) -> Result<(), String> {
                             r.suite = suite.name.to_owned();
                         }
                     }
+                    report.missing.extend(dropped);
                     done.push((suite.name, report));
                 }
                 Err(e) => {
-                    let line = format!("bench {}: {e}", suite.name);
-                    say(format!("FAILED: {line}"));
-                    failed.push(line);
+                    say(format!("FAILED: bench {}: {e}", suite.name));
+                    failed.push((suite.name, e));
                 }
             }
             progress.0.inc(1);
@@ -659,7 +825,26 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     print!("{}", table(&done, &cfg));
+    print!(
+        "{}",
+        not_comparable_section(&not_comparable(&done, &failed, &cfg), &cfg)
+    );
     let this_run = Results::from_run(&context, &done);
+    publish(args, root.as_deref(), &this_run)?;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        let mut msg = format!("{} suite(s) failed:", failed.len());
+        for (suite, e) in &failed {
+            let _ = write!(msg, "\n  bench {suite}: {e}");
+        }
+        Err(msg)
+    }
+}
+
+/// Writes what a run produced: the records to `--json`, `results.json`, `results.md` and the
+/// charts to `--out`, and, only with `--update-docs`, the committed figures under `root`.
+fn publish(args: &Args, root: Option<&Path>, this_run: &Results) -> Result<(), String> {
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&this_run.records)
             .map_err(|e| format!("cannot encode the results as JSON: {e}"))?;
@@ -675,25 +860,70 @@ fn run(args: &Args) -> Result<(), String> {
             path.display()
         );
     }
-    write_out(&args.out, &this_run)?;
-    if !args.quick && !args.no_docs {
-        match &root {
-            Some(root) => update_docs(root, &this_run)?,
-            None => eprintln!(
-                "BENCHMARKS.md not found from the current directory: docs/bench/ not updated \
-                 (run from the project's directory)"
-            ),
+    write_out(&args.out, this_run)?;
+    if args.update_docs {
+        let root = root.ok_or("--update-docs: BENCHMARKS.md not found")?;
+        update_docs(root, this_run)?;
+    } else if !args.quick {
+        eprintln!(
+            "docs/bench/ and BENCHMARKS.md are unchanged (--update-docs merges this run into them)"
+        );
+    }
+    Ok(())
+}
+
+/// Every figure of a run that is not comparable, one line each, saying why: a system that took no
+/// part (a tool not installed, a server that failed, a suite that failed) or a median whose spread
+/// is over [`SPREAD_LIMIT`]. A `--quick` run has one round, so no spread is measured.
+fn not_comparable(done: &[(&str, Report)], failed: &[(&str, String)], cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for (suite, report) in done {
+        for m in &report.missing {
+            out.push(format!("{suite}: {}: missing: {}", m.system, m.why));
+        }
+        if cfg.quick {
+            continue;
+        }
+        for r in &report.records {
+            if r.spread > SPREAD_LIMIT {
+                out.push(format!(
+                    "{suite}/{} {} {}: spread {:.0}% over the rounds (over {:.0}%)",
+                    r.case,
+                    r.system,
+                    r.metric,
+                    r.spread * 100.0,
+                    SPREAD_LIMIT * 100.0
+                ));
+            }
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        let mut msg = format!("{} suite(s) failed:", failed.len());
-        for f in &failed {
-            let _ = write!(msg, "\n  {f}");
-        }
-        Err(msg)
+    for (suite, e) in failed {
+        out.push(format!("{suite}: the whole suite: failed: {e}"));
     }
+    out
+}
+
+/// The end of the summary: the lines of [`not_comparable`], or that every figure is comparable.
+fn not_comparable_section(lines: &[String], cfg: &Config) -> String {
+    if lines.is_empty() {
+        return if cfg.quick {
+            "\nnot comparable: no peer missing (--quick runs one round: no spread measured)\n"
+                .into()
+        } else {
+            format!(
+                "\nnot comparable: none (every peer ran, and no spread is over {:.0}%)\n",
+                SPREAD_LIMIT * 100.0
+            )
+        };
+    }
+    let mut out = format!(
+        "\nnot comparable ({}): these figures are missing, or too noisy to compare\n",
+        lines.len()
+    );
+    for l in lines {
+        let _ = writeln!(out, "  - {l}");
+    }
+    out
 }
 
 /// Writes this run's `results.json`, charts and `results.md` into `dir`.
@@ -1134,6 +1364,212 @@ mod tests {
         assert!(doc.contains("![echo: throughput (higher is better)](docs/bench/echo.svg)"));
         assert!(doc.contains("| http_4k | requests_per_s | 3.0 /s | 4.0 /s | nginx 0.75x |"));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// `iocport bench ARGS...` parsed as the command line would be.
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    /// Every file under `dir` with its contents, `out` left out.
+    fn snapshot(dir: &Path, out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p == out {
+                } else if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let bytes = std::fs::read(&p).unwrap();
+                    files.push((p, bytes));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// A run's outputs go to `--out` only; the committed figures (docs/bench/, BENCHMARKS.md)
+    /// change only with `--update-docs`.
+    #[test]
+    fn a_default_run_leaves_the_docs_alone_and_update_docs_writes_them() {
+        use results::tests::{rec, run};
+        let root = std::env::temp_dir().join(format!("iocport-out-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join(results::DOCS_DIR)).unwrap();
+        let doc = format!(
+            "# Benchmarks\n\n{}\nold\n{}\n",
+            markdown::BEGIN,
+            markdown::END
+        );
+        std::fs::write(root.join("BENCHMARKS.md"), &doc).unwrap();
+        let committed = Results {
+            runs: vec![run("http", "committed")],
+            records: vec![rec("http", "http_4k", IOCPORT, "requests_per_s", 3.0)],
+        };
+        committed.save(&root.join(results::DOCS_JSON)).unwrap();
+        let this_run = Results {
+            runs: vec![run("echo", "new")],
+            records: vec![
+                rec("echo", "echo_conn16", IOCPORT, "req_per_s", 2.0),
+                rec("echo", "echo_conn16", "tokio", "req_per_s", 1.0),
+            ],
+        };
+        let out = root.join("bench-out");
+        let out_arg = out.to_str().unwrap();
+
+        let before = snapshot(&root, &out);
+        let args = parse(&["--out", out_arg]).unwrap();
+        assert!(!args.update_docs);
+        publish(&args, Some(&root), &this_run).unwrap();
+        assert_eq!(
+            snapshot(&root, &out),
+            before,
+            "a default run changed the docs"
+        );
+        for file in ["results.json", "results.md", "echo.svg"] {
+            assert!(out.join(file).is_file(), "{file} not in {}", out.display());
+        }
+        assert_eq!(Results::load(&out.join("results.json")).unwrap(), this_run);
+        // --no-docs is accepted and changes nothing.
+        publish(
+            &parse(&["--no-docs", "--out", out_arg]).unwrap(),
+            Some(&root),
+            &this_run,
+        )
+        .unwrap();
+        assert_eq!(snapshot(&root, &out), before);
+
+        publish(
+            &parse(&["--update-docs", "--out", out_arg]).unwrap(),
+            Some(&root),
+            &this_run,
+        )
+        .unwrap();
+        let merged = Results::load(&root.join(results::DOCS_JSON)).unwrap();
+        let suites: Vec<_> = merged.runs.iter().map(|r| r.suite.as_str()).collect();
+        assert_eq!(suites, ["echo", "http"]);
+        assert!(root.join(results::DOCS_DIR).join("echo.svg").is_file());
+        let doc = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap();
+        assert!(
+            !doc.contains("\nold\n") && doc.contains("echo_conn16"),
+            "{doc}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn docs_flags() {
+        assert!(parse(&["--update-docs", "--quick"]).is_err());
+        assert!(parse(&["--update-docs", "--no-docs"]).is_err());
+        assert!(parse(&["--render-docs", "--update-docs"]).is_err());
+        assert!(parse(&["--render-docs", "port"]).is_err());
+        let a = parse(&["port", "--update-docs"]).unwrap();
+        assert!(a.update_docs && !a.render_docs && a.suites == ["port"]);
+        assert_eq!(parse(&[]).unwrap().out, Path::new("bench-out"));
+    }
+
+    #[test]
+    fn not_comparable_lists_missing_peers_and_wide_spreads() {
+        let wide = |system: &str, spread| Record {
+            spread,
+            suite: "echo".into(),
+            ..rec("echo_conn16", system, "req_per_s", 1.0)
+        };
+        let mut echo = Report {
+            records: vec![
+                wide(IOCPORT, 0.2),
+                wide("tokio", 0.67),
+                wide("thread-per-conn", 0.5),
+            ],
+            ..Report::default()
+        };
+        echo.missing.push(Missing {
+            system: "iocport-c".into(),
+            why: "not built: cc not found".into(),
+        });
+        let mut file = Report::default();
+        file.missing_tool("fio", "fio-io_uring and fio-psync");
+        assert!(file.notes[0].contains("fio not found"), "{:?}", file.notes);
+        let done = [("file", file), ("echo", echo)];
+        let failed = [("http", "nginx did not start".to_owned())];
+        let full = Config::new(false);
+        let lines = not_comparable(&done, &failed, &full);
+        assert_eq!(
+            lines,
+            [
+                "file: fio-io_uring and fio-psync: missing: fio is not installed \
+                 (`bash scripts/bench-deps.sh` installs it)",
+                "echo: iocport-c: missing: not built: cc not found",
+                // 50% exactly is still comparable.
+                "echo/echo_conn16 tokio req_per_s: spread 67% over the rounds (over 50%)",
+                "http: the whole suite: failed: nginx did not start",
+            ]
+        );
+        let section = not_comparable_section(&lines, &full);
+        assert!(section.contains("not comparable (4)"), "{section}");
+        assert!(
+            section.contains("\n  - echo/echo_conn16 tokio"),
+            "{section}"
+        );
+        // --quick: one round, so spreads say nothing; missing peers are still listed.
+        let quick = Config::new(true);
+        assert_eq!(not_comparable(&done, &[], &quick).len(), 2);
+        let none = not_comparable_section(&[], &full);
+        assert!(none.contains("not comparable: none"), "{none}");
+    }
+
+    /// A peer whose round fails is dropped from its case and listed; an iocport system's failure,
+    /// or any failure with --quick, fails the case.
+    #[test]
+    fn a_failing_peer_is_dropped_from_its_case() {
+        let cfg = Config {
+            quick: false,
+            rounds: 3,
+            warmup: false,
+        };
+        let ok = |system| Contender::new(system, || Ok(vec![("ops_per_s", 10.0)]));
+        let mut calls = 0;
+        let flaky = Contender::new("flaky-peer", move || {
+            calls += 1;
+            if calls == 2 {
+                Err("exited with status 1".into())
+            } else {
+                Ok(vec![("ops_per_s", 5.0)])
+            }
+        });
+        let suite = "test-drop";
+        let records = run_case(&cfg, suite, "c", vec![ok(IOCPORT), flaky, ok("peer")]).unwrap();
+        let systems: Vec<_> = records.iter().map(|r| r.system.as_str()).collect();
+        assert_eq!(systems, [IOCPORT, "peer"]);
+        let dropped = take_dropped(suite);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].system, "c: flaky-peer");
+        assert!(
+            dropped[0].why.contains("exited with status 1"),
+            "{dropped:?}"
+        );
+        assert!(take_dropped(suite).is_empty());
+
+        let broken = |system| Contender::new(system, || Err("no".into()));
+        let e = run_case(&cfg, suite, "c", vec![broken("iocport-epoll"), ok("peer")]);
+        assert!(e.unwrap_err().contains("iocport-epoll"));
+        let e = run_case(
+            &Config::new(true),
+            suite,
+            "c",
+            vec![ok(IOCPORT), broken("peer")],
+        );
+        assert!(e.unwrap_err().contains("(peer): no"));
+        assert!(take_dropped(suite).is_empty());
     }
 
     fn rec(case: &str, system: &str, metric: &str, value: f64) -> Record {

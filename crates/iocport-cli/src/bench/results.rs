@@ -1,7 +1,7 @@
 //! The results document: what a run measured, where and when, and how it fared against its
 //! targets. One is written per run (`bench-out/results.json`); the committed one
-//! (`docs/bench/results.json`) is the merge of the latest full run of every suite, and BENCHMARKS.md's
-//! generated section and the committed charts are rendered from it alone.
+//! (`docs/bench/results.json`) is the merge of the latest run with `--update-docs` of every suite,
+//! and BENCHMARKS.md's generated section and the committed charts are rendered from it alone.
 //!
 //! Merging goes by suite: a run's suites replace theirs, every other suite is kept as it was. So
 //! `iocport bench echo` updates the echo figures and nothing else, and each suite keeps the date,
@@ -44,7 +44,7 @@ pub(crate) struct SuiteRun {
     pub dirty: bool,
     /// The command line, e.g. `iocport bench echo http`.
     pub command: String,
-    /// A `--quick` run (never merged into the committed document).
+    /// A `--quick` run (never merged into the committed document: `--update-docs` refuses it).
     pub quick: bool,
     /// The machine it ran on.
     pub machine: Machine,
