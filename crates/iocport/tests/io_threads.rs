@@ -224,7 +224,9 @@ fn file_writes_and_reads_outlive_their_threads() {
 // With the kernel interrupting the submitter, or its submission thread owning the operation, the
 // packet arrives as soon as the data: the median of five delays (from the write to the packet)
 // stays within 2 ms. In the default mode the delay is bounded by the submitter's next timer tick:
-// within 20 ms even on a loaded machine.
+// within 20 ms even on a loaded machine. On a shared 2-CPU machine another process can push one
+// measurement just past the bound (2.1 ms seen while a build ran), so a mode gets up to three
+// measurements and passes if one is within it; the bug held every one back by ~3 ms or more.
 #[test]
 fn a_busy_submitter_does_not_hold_back_its_packet() {
     for (mode, bound) in [
@@ -232,11 +234,18 @@ fn a_busy_submitter_does_not_hold_back_its_packet() {
         (SubmitMode::KernelThread, Duration::from_millis(2)),
         (SubmitMode::Caller, Duration::from_millis(20)),
     ] {
-        let median = busy_submitter_delay(mode);
-        eprintln!("{mode:?}: median delay behind a busy submitter {median:?}");
+        let mut medians = Vec::new();
+        for _ in 0..3 {
+            let median = busy_submitter_delay(mode);
+            eprintln!("{mode:?}: median delay behind a busy submitter {median:?}");
+            medians.push(median);
+            if median < bound {
+                break;
+            }
+        }
         assert!(
-            median < bound,
-            "{mode:?}: median delay {median:?} behind a busy submitter"
+            medians.iter().any(|m| *m < bound),
+            "{mode:?}: median delays {medians:?} behind a busy submitter, all at least {bound:?}"
         );
     }
 }
