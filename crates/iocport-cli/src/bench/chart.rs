@@ -407,6 +407,7 @@ mod tests {
             needed: Some(138_300.0),
             ratio: Some(138_100.0 / 138_300.0),
             result: "MISSED by 0%".into(),
+            per_round: None,
         });
         let results = Results {
             runs: vec![echo, run("nop", "d")],

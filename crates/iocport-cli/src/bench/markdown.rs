@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::chart::{ChartFile, ChartKind};
 use super::results::Results;
-use super::{show_value, speedup, IOCPORT};
+use super::{ratio_to_peer, show_value, Record, IOCPORT};
 
 /// The line that opens the generated section.
 pub(crate) const BEGIN: &str = "<!-- bench:begin -->";
@@ -100,6 +100,10 @@ pub(crate) fn section(results: &Results, img_prefix: &str, charts: &[ChartFile])
             } else {
                 format!("**{}**", v.result)
             };
+            let result = match v.per_round {
+                Some(rr) => format!("{result}, by the {}", rr.describe()),
+                None => result,
+            };
             let _ = writeln!(
                 out,
                 "| {suite} | {} {} {} | {} | {} | {result} |",
@@ -144,6 +148,7 @@ fn suite_table(out: &mut String, results: &Results, suite: &str) {
         let _ = writeln!(out, "Nothing measured (see the notes).");
         return;
     }
+    let records: Vec<Record> = results.suite_records(suite).cloned().collect();
     let mut rows: Vec<(&str, &str)> = Vec::new();
     for r in results.suite_records(suite) {
         if !rows.contains(&(r.case.as_str(), r.metric.as_str())) {
@@ -152,7 +157,8 @@ fn suite_table(out: &mut String, results: &Results, suite: &str) {
     }
     let _ = writeln!(
         out,
-        "| case | metric | {} | iocport vs peers (above 1: iocport better) |",
+        "| case | metric | {} | iocport vs peers (above 1: iocport better; median of per-round \
+         ratios (spread), else ratio of medians) |",
         systems.join(" | ")
     );
     let _ = writeln!(out, "|{}", " --- |".repeat(systems.len() + 3));
@@ -167,13 +173,18 @@ fn suite_table(out: &mut String, results: &Results, suite: &str) {
             .iter()
             .map(|s| value(s).map_or(String::new(), |v| show_value(metric, v)))
             .collect();
-        let ours = value(IOCPORT);
         let ratios: Vec<String> = systems
             .iter()
             .filter(|s| *s != IOCPORT)
             .filter_map(|s| {
-                let (o, p) = (ours?, value(s)?);
-                (o > 0.0 && p > 0.0).then(|| format!("{s} {:.2}x", speedup(metric, o, p)))
+                let r = records
+                    .iter()
+                    .find(|r| r.case == case && r.metric == metric && &r.system == s)?;
+                let (ratio, spread) = ratio_to_peer(r, &records)?;
+                let spread = spread
+                    .map(|x| format!(" (spread {:.0}%)", x * 100.0))
+                    .unwrap_or_default();
+                Some(format!("{s} {ratio:.2}x{spread}"))
             })
             .collect();
         let _ = writeln!(
@@ -223,6 +234,7 @@ mod tests {
             needed: Some(100_000.0),
             ratio: Some(0.9),
             result: "MISSED by 10%".into(),
+            per_round: None,
         });
         Results {
             runs: vec![run("echo", "2026-11-24 09:00 UTC"), http],

@@ -4,9 +4,21 @@
 //! `copy.rs`, `wake.rs`) is a list of *cases*. In a case every *system* (iocport and each peer) runs
 //! the same workload; the runner here interleaves them round by round, rotating the order each
 //! round, so that noise on a shared machine hits every system alike, and reports the **median** over
-//! the rounds of every metric.
+//! the rounds of every metric, with its spread ((max - min) / median).
 //!
-//! Results are [`Record`]s `{suite, case, system, metric, value}`. Metric names carry their unit, and
+//! Beside the medians, it takes for every peer the **per-round ratio** of iocport to that peer
+//! ([`RoundRatio`]): in each round, iocport's value over the peer's value of the same round (both
+//! measured within seconds of each other), oriented so that above 1 iocport is better, then the
+//! median and the spread of those ratios over the rounds (rounds where either system has no value
+//! are left out). When the machine's speed drifts, both values of a round move together and the
+//! ratio keeps still where the two medians would not. This is the figure of the table's "iocport
+//! vs peer" column, of the generated section's "iocport vs peers" column, and the one that
+//! targets which are a ratio to a peer are judged by ([`check`]).
+//!
+//! Results are [`Record`]s `{suite, case, system, metric, value}`; a peer's record also carries
+//! `round_ratio: {median, spread, rounds}`, iocport's per-round ratio to it (absent from
+//! `--quick` runs and from documents written before; readers then use the ratio of the medians).
+//! Metric names carry their unit, and
 //! the unit says which direction is better: a name ending in `_per_s` is a rate (higher is better),
 //! and so is `iops` (I/O operations per second, the file suite's metric, named as fio names it);
 //! anything else is a time in nanoseconds (lower is better).
@@ -245,6 +257,78 @@ pub(crate) struct Record {
     /// `(max - min) / median` over the rounds: how noisy the measurement was. Not in the JSON.
     #[serde(skip)]
     pub spread: f64,
+    /// On a peer's record: iocport's ratio to this peer computed round by round (see
+    /// [`RoundRatio`]). `None` on iocport's own systems, with `--quick`, and in documents written
+    /// before it existed (readers then fall back to the ratio of the medians). In the JSON as
+    /// `"round_ratio": {"median", "spread", "rounds"}`, left out when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_ratio: Option<RoundRatio>,
+}
+
+/// iocport's ratio to one peer on one metric, taken in each round from the two values measured in
+/// that round (close together in time, so that a mood of the machine or the disk which slows both
+/// cancels out), then summarised over the rounds. Oriented like [`speedup`]: above 1 iocport is
+/// better, whether the metric is a rate or a time.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RoundRatio {
+    /// The median of the per-round ratios.
+    pub median: f64,
+    /// `(max - min) / median` of the per-round ratios.
+    pub spread: f64,
+    /// How many rounds had a value of both systems (a round where either failed or measured
+    /// nothing usable is left out).
+    pub rounds: usize,
+}
+
+impl RoundRatio {
+    /// The ratio of `ours` (iocport's values, one per round) to `theirs` (the peer's, same
+    /// rounds) on `metric`: each round's [`speedup`], over the rounds where both have a positive
+    /// value; `None` when there is no such round.
+    pub fn of(metric: &str, ours: &[Option<f64>], theirs: &[Option<f64>]) -> Option<RoundRatio> {
+        let mut ratios: Vec<f64> = ours
+            .iter()
+            .zip(theirs)
+            .filter_map(|(o, p)| match (*o, *p) {
+                (Some(o), Some(p)) if o > 0.0 && p > 0.0 => Some(speedup(metric, o, p)),
+                _ => None,
+            })
+            .collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        let med = median(&mut ratios);
+        let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
+        Some(RoundRatio {
+            median: med,
+            spread: if med > 0.0 { (hi - lo) / med } else { 0.0 },
+            rounds: ratios.len(),
+        })
+    }
+
+    /// `median per-round ratio 0.85x (spread 12% over 9 rounds)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "median per-round ratio {:.2}x (spread {:.0}% over {} round{})",
+            self.median,
+            self.spread * 100.0,
+            self.rounds,
+            if self.rounds == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// iocport's ratio to the peer of `r` (a peer's record) on its metric, above 1 iocport better,
+/// and the spread of that ratio over the rounds: the median of the per-round ratios where the
+/// record has them, else the ratio of the two medians (no spread). `None` when iocport has no
+/// value in the case.
+pub(crate) fn ratio_to_peer(r: &Record, records: &[Record]) -> Option<(f64, Option<f64>)> {
+    if let Some(rr) = r.round_ratio {
+        return Some((rr.median, Some(rr.spread)));
+    }
+    let ours = records
+        .iter()
+        .find(|o| o.case == r.case && o.metric == r.metric && o.system == IOCPORT)?;
+    (ours.value > 0.0 && r.value > 0.0).then(|| (speedup(&r.metric, ours.value, r.value), None))
 }
 
 /// Whether a larger value of `metric` is better (a rate) or worse (a time).
@@ -439,8 +523,9 @@ pub(crate) fn run_case(
             }
         }
     }
-    // samples[contender] = [(metric, values over rounds)], metric order as first reported.
-    let mut samples: Vec<Vec<(&'static str, Vec<f64>)>> = vec![Vec::new(); n];
+    // samples[contender] = [(metric, value in each round)], metric order as first reported; `None`
+    // for a round the contender did not run (dropped) or where it did not report the metric.
+    let mut samples: Vec<Vec<Series>> = vec![Vec::new(); n];
     for round in 0..cfg.rounds {
         for i in 0..n {
             let idx = (i + round) % n;
@@ -469,21 +554,39 @@ pub(crate) fn run_case(
                     ));
                 }
                 let slot = &mut samples[idx];
-                match slot.iter_mut().find(|(m, _)| *m == metric) {
-                    Some((_, v)) => v.push(value),
-                    None => slot.push((metric, vec![value])),
-                }
+                let series = match slot.iter().position(|(m, _)| *m == metric) {
+                    Some(j) => &mut slot[j].1,
+                    None => {
+                        slot.push((metric, vec![None; cfg.rounds]));
+                        &mut slot.last_mut().expect("just pushed").1
+                    }
+                };
+                series[round] = Some(value);
             }
         }
     }
+    // iocport's values, for the per-round ratios of the peers.
+    let ours = contenders
+        .iter()
+        .position(|c| c.system == IOCPORT)
+        .filter(|&i| alive[i])
+        .map(|i| samples[i].clone());
     let mut records = Vec::new();
     for ((c, metrics), alive) in contenders.iter().zip(samples).zip(alive) {
         if !alive {
             continue;
         }
-        for (metric, mut values) in metrics {
+        for (metric, series) in metrics {
+            let mut values: Vec<f64> = series.iter().flatten().copied().collect();
             let med = median(&mut values);
             let (lo, hi) = (values[0], values[values.len() - 1]);
+            let round_ratio = match &ours {
+                Some(ours) if !is_iocport(c.system) && !cfg.quick => ours
+                    .iter()
+                    .find(|(m, _)| *m == metric)
+                    .and_then(|(_, o)| RoundRatio::of(metric, o, &series)),
+                _ => None,
+            };
             records.push(Record {
                 suite: suite.to_owned(),
                 case: case.to_owned(),
@@ -491,11 +594,16 @@ pub(crate) fn run_case(
                 metric: metric.to_owned(),
                 value: med,
                 spread: if med > 0.0 { (hi - lo) / med } else { 0.0 },
+                round_ratio,
             });
         }
     }
     Ok(records)
 }
+
+/// One metric of one contender: its name and its value in each round (`None` for a round without
+/// one).
+type Series = (&'static str, Vec<Option<f64>>);
 
 /// The median of `values` (sorted in place). `values` must not be empty.
 pub(crate) fn median(values: &mut [f64]) -> f64 {
@@ -886,8 +994,13 @@ fn not_comparable(done: &[(&str, Report)], failed: &[(&str, String)], cfg: &Conf
         }
         for r in &report.records {
             if r.spread > SPREAD_LIMIT {
+                // The per-round ratio may still be steady when both systems swing together.
+                let ratio = r
+                    .round_ratio
+                    .map(|rr| format!("; iocport's {}", rr.describe()))
+                    .unwrap_or_default();
                 out.push(format!(
-                    "{suite}/{} {} {}: spread {:.0}% over the rounds (over {:.0}%)",
+                    "{suite}/{} {} {}: spread {:.0}% over the rounds (over {:.0}%){ratio}",
                     r.case,
                     r.system,
                     r.metric,
@@ -1057,21 +1170,21 @@ pub(crate) fn speedup(metric: &str, iocport: f64, peer: f64) -> f64 {
     }
 }
 
-/// "1.23x faster" / "1.50x slower" / "-" for a peer's record against iocport's in `records`.
+/// "1.23x faster (spread 8%)" / "1.50x slower (spread 12%)" / "-" for a peer's record: iocport
+/// against it by [`ratio_to_peer`] (the spread is that of the per-round ratios, when there are).
 fn versus(r: &Record, records: &[Record]) -> String {
-    let ours = records
-        .iter()
-        .find(|o| o.case == r.case && o.metric == r.metric && o.system == IOCPORT);
-    match ours {
-        Some(o) if o.value > 0.0 && r.value > 0.0 => {
-            let s = speedup(&r.metric, o.value, r.value);
+    match ratio_to_peer(r, records) {
+        Some((s, spread)) => {
+            let spread = spread
+                .map(|x| format!(" (spread {:.0}%)", x * 100.0))
+                .unwrap_or_default();
             if s >= 1.0 {
-                format!("{s:.2}x faster")
+                format!("{s:.2}x faster{spread}")
             } else {
-                format!("{:.2}x slower", 1.0 / s)
+                format!("{:.2}x slower{spread}", 1.0 / s)
             }
         }
-        _ => "-".into(),
+        None => "-".into(),
     }
 }
 
@@ -1156,6 +1269,14 @@ fn table(done: &[(&str, Report)], cfg: &Config) -> String {
         "'iocport vs peer': how many times faster iocport is than that peer on the same metric \
          (times: peer/iocport, rates: iocport/peer); 'faster' means iocport is better"
     );
+    if !cfg.quick {
+        let _ = writeln!(
+            out,
+            "  it is the median of the per-round ratios (each round's iocport value against the \
+             peer's value of the same round), with the spread of those ratios: read it, not the \
+             two medians, where the machine is noisy; targets against a peer are judged by it too"
+        );
+    }
     for (i, row) in rows.iter().enumerate() {
         if i > 1 && starts.contains(&i) {
             let _ = writeln!(out, "{}", "-".repeat(total));
@@ -1190,13 +1311,27 @@ fn table(done: &[(&str, Report)], cfg: &Config) -> String {
 }
 
 /// Whether `t` is met by `records`.
+///
+/// A goal that is a ratio of iocport to a peer ([`Goal::AtLeastFactorOf`],
+/// [`Goal::WithinFactorOf`], [`Goal::AtLeastFactorOfBest`] against the peer with the best median)
+/// is judged by the median of the per-round ratios ([`Record::round_ratio`]) where the peer's
+/// record has them, since a machine's mood that slows both systems in a round cancels out in that
+/// round's ratio; the verdict then carries that ratio ([`results::Verdict::per_round`]). Otherwise
+/// (a `--quick` run, an older document, a goal of another iocport system) it compares the medians.
 pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
     let (system, goal) = t.goal.subject();
-    let find = |system: &str| {
+    let record = |system: &str| {
         records
             .iter()
             .find(|r| r.case == t.case && r.metric == t.metric && r.system == system)
-            .map(|r| r.value)
+    };
+    let find = |system: &str| record(system).map(|r| r.value);
+    // The per-round ratio of iocport to `peer`, when the goal's direction matches the metric's.
+    let per_round = |peer: &str, rate_goal: bool| {
+        if system != IOCPORT || rate_goal != higher_is_better(t.metric) {
+            return None;
+        }
+        record(peer).and_then(|r| r.round_ratio)
     };
     let mut v = results::Verdict {
         case: t.case.to_owned(),
@@ -1206,7 +1341,10 @@ pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
         needed: None,
         ratio: None,
         result: String::new(),
+        per_round: None,
     };
+    // The goal's factor, for a goal that is a ratio to a peer.
+    let mut factor_of_peer = None;
     let needed = match goal {
         Goal::AtMost(limit) => {
             v.goal = format!("<= {}", show_value(t.metric, limit));
@@ -1214,10 +1352,14 @@ pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
         }
         Goal::WithinFactorOf { peer, factor } => {
             v.goal = format!("<= {factor}x {peer}");
+            v.per_round = per_round(peer, false);
+            factor_of_peer = Some(factor);
             find(peer).map(|p| factor * p)
         }
         Goal::AtLeastFactorOf { peer, factor } => {
             v.goal = format!(">= {factor}x {peer}");
+            v.per_round = per_round(peer, true);
+            factor_of_peer = Some(factor);
             find(peer).map(|p| factor * p)
         }
         Goal::AtLeastFactorOfBest { peers, factor } => {
@@ -1229,6 +1371,8 @@ pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
                 Some((peer, _)) => format!(">= {factor}x best of ({}): {peer}", peers.join(", ")),
                 None => format!(">= {factor}x best of ({})", peers.join(", ")),
             };
+            v.per_round = best.and_then(|(peer, _)| per_round(peer, true));
+            factor_of_peer = Some(factor);
             best.map(|(_, theirs)| factor * theirs)
         }
         Goal::Of { .. } => unreachable!("subject() takes every Of off"),
@@ -1242,24 +1386,25 @@ pub(crate) fn check(t: &Target, records: &[Record]) -> results::Verdict {
         (None, _) => v.result = "not measured".into(),
         (Some(_), None) => v.result = "peer not measured".into(),
         (Some(ours), Some(limit)) => {
-            let ratio = if lower_is_better {
-                if ours > 0.0 {
-                    limit / ours
-                } else {
-                    f64::MAX
-                }
-            } else if limit > 0.0 {
-                ours / limit
-            } else {
-                f64::MAX
+            // How far iocport got, 1 being exactly the target and above 1 better.
+            let ratio = match (v.per_round, factor_of_peer) {
+                // The per-round ratio is a speedup (above 1: iocport better); the goal asks for
+                // `speedup >= factor` of a rate, `1 / speedup <= factor` of a time.
+                (Some(rr), Some(factor)) if lower_is_better => rr.median * factor,
+                (Some(rr), Some(factor)) if factor > 0.0 => rr.median / factor,
+                (Some(_), Some(_)) => f64::MAX,
+                _ if lower_is_better && ours > 0.0 => limit / ours,
+                _ if lower_is_better => f64::MAX,
+                _ if limit > 0.0 => ours / limit,
+                _ => f64::MAX,
             };
             v.ratio = Some(ratio.min(1e9));
             v.result = if ratio >= 1.0 {
                 "MET".into()
             } else if lower_is_better {
-                format!("MISSED by {:.0}%", (ours / limit - 1.0) * 100.0)
+                format!("MISSED by {:.0}%", (1.0 / ratio - 1.0) * 100.0)
             } else {
-                format!("MISSED by {:.0}%", (1.0 - ours / limit) * 100.0)
+                format!("MISSED by {:.0}%", (1.0 - ratio) * 100.0)
             };
         }
     }
@@ -1572,6 +1717,249 @@ mod tests {
         assert!(take_dropped(suite).is_empty());
     }
 
+    #[test]
+    fn round_ratio_median_and_spread() {
+        let ours = [Some(90.0), Some(50.0), Some(120.0)];
+        let theirs = [Some(100.0), Some(50.0), Some(100.0)];
+        let rr = RoundRatio::of("iops", &ours, &theirs).unwrap();
+        // Per round: 0.9, 1.0, 1.2.
+        assert_eq!(rr.rounds, 3);
+        assert!((rr.median - 1.0).abs() < 1e-12, "{rr:?}");
+        assert!((rr.spread - 0.3).abs() < 1e-12, "{rr:?}");
+        // The medians of each system (90 and 100) say 0.9x: the per-round ratio sees that the
+        // slow round was slow for both.
+        let rr = RoundRatio::of("iops", &[Some(2.0), Some(4.0)], &[Some(1.0), Some(1.0)]).unwrap();
+        assert_eq!((rr.median, rr.rounds), (3.0, 2));
+        assert!(rr.describe().contains("3.00x (spread 67% over 2 rounds)"));
+    }
+
+    #[test]
+    fn round_ratio_skips_rounds_without_both_values() {
+        // The peer failed (or was not run) in round 2; iocport measured nothing usable in round 4.
+        let ours = [Some(10.0), Some(10.0), Some(10.0), Some(0.0)];
+        let theirs = [Some(20.0), None, Some(5.0), Some(10.0)];
+        let rr = RoundRatio::of("iops", &ours, &theirs).unwrap();
+        assert_eq!(rr.rounds, 2);
+        assert_eq!(rr.median, (0.5 + 2.0) / 2.0);
+        assert!(RoundRatio::of("iops", &[Some(1.0), None], &[None, Some(1.0)]).is_none());
+        assert!(RoundRatio::of("iops", &[], &[]).is_none());
+    }
+
+    #[test]
+    fn round_ratio_of_a_time_is_above_1_when_iocport_is_faster() {
+        // Latency: iocport 80 us against the peer's 100 us, then 50 against 100.
+        let ours = [Some(80_000.0), Some(50_000.0)];
+        let theirs = [Some(100_000.0), Some(100_000.0)];
+        let rr = RoundRatio::of("rtt_p99_ns", &ours, &theirs).unwrap();
+        assert!((rr.median - (1.25 + 2.0) / 2.0).abs() < 1e-12, "{rr:?}");
+        let rr = RoundRatio::of("rtt_p99_ns", &theirs, &ours).unwrap();
+        assert!(rr.median < 1.0, "{rr:?}");
+    }
+
+    /// run_case pairs each peer's rounds with iocport's rounds, and a peer dropped mid-case
+    /// has no record (and no ratio) at all.
+    #[test]
+    fn run_case_reports_per_round_ratios() {
+        let cfg = Config {
+            quick: false,
+            rounds: 3,
+            warmup: false,
+        };
+        // The machine's mood changes by round: each round both systems see the same factor.
+        let moods = [1.0, 0.25, 1.0];
+        let seq = |system, base: f64, metric| {
+            let mut round = 0;
+            Contender::new(system, move || {
+                let v = base * moods[round];
+                round += 1;
+                Ok(vec![(metric, v), ("p99_ns", 1000.0 / v)])
+            })
+        };
+        let records = run_case(
+            &cfg,
+            "test-ratio",
+            "c",
+            vec![
+                seq(IOCPORT, 90.0, "iops"),
+                seq("iocport-ring", 80.0, "iops"),
+                seq("peer", 100.0, "iops"),
+            ],
+        )
+        .unwrap();
+        let get = |system: &str, metric: &str| {
+            records
+                .iter()
+                .find(|r| r.system == system && r.metric == metric)
+                .unwrap()
+        };
+        assert!(get(IOCPORT, "iops").round_ratio.is_none());
+        assert!(get("iocport-ring", "iops").round_ratio.is_none());
+        let rr = get("peer", "iops").round_ratio.unwrap();
+        assert_eq!(rr.rounds, 3);
+        assert!((rr.median - 0.9).abs() < 1e-9 && rr.spread < 1e-9, "{rr:?}");
+        // The time metric: the peer's p99 is lower (better), so the ratio is below 1 too.
+        let rr = get("peer", "p99_ns").round_ratio.unwrap();
+        assert!((rr.median - 0.9).abs() < 1e-9, "{rr:?}");
+        assert!(get("peer", "iops").spread > 0.5);
+        // The table shows the per-round ratio, with its spread.
+        let report = Report {
+            records: records.clone(),
+            ..Report::default()
+        };
+        let text = table(&[("test-ratio", report)], &cfg);
+        assert!(text.contains("1.11x slower (spread 0%)"), "{text}");
+        assert!(text.contains("median of the per-round ratios"), "{text}");
+
+        // --quick: one round, no ratio.
+        let quick = run_case(
+            &Config::new(true),
+            "test-ratio",
+            "c",
+            vec![seq(IOCPORT, 1.0, "iops"), seq("peer", 1.0, "iops")],
+        )
+        .unwrap();
+        assert!(quick.iter().all(|r| r.round_ratio.is_none()));
+    }
+
+    /// Targets against a peer are judged by the median per-round ratio when there is one.
+    #[test]
+    fn targets_use_the_per_round_ratio() {
+        let with = |system: &str, metric: &str, value, median| Record {
+            round_ratio: Some(RoundRatio {
+                median,
+                spread: 0.1,
+                rounds: 9,
+            }),
+            ..rec("c", system, metric, value)
+        };
+        // The medians say 0.8x; the rounds, 0.95x.
+        let records = [
+            rec("c", IOCPORT, "iops", 80.0),
+            with("fio", "iops", 100.0, 0.95),
+            with("psync", "iops", 50.0, 1.7),
+            rec("c", IOCPORT, "p99_ns", 120.0),
+            with("tokio", "p99_ns", 100.0, 1.05),
+        ];
+        let t = |metric, goal| Target {
+            case: "c",
+            metric,
+            goal,
+        };
+        let v = check(
+            &t(
+                "iops",
+                Goal::AtLeastFactorOf {
+                    peer: "fio",
+                    factor: 0.9,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(v.result, "MET");
+        assert!((v.ratio.unwrap() - 0.95 / 0.9).abs() < 1e-12);
+        assert_eq!(v.needed, Some(90.0));
+        assert!(
+            v.line().ends_with(
+                "MET (judged by the median per-round ratio 0.95x (spread 10% over 9 rounds))"
+            ),
+            "{}",
+            v.line()
+        );
+        let v = check(
+            &t(
+                "iops",
+                Goal::AtLeastFactorOf {
+                    peer: "fio",
+                    factor: 1.0,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(v.result, "MISSED by 5%");
+        // The best peer by median (fio) is the one the ratio is taken to.
+        let v = check(
+            &t(
+                "iops",
+                Goal::AtLeastFactorOfBest {
+                    peers: &["fio", "psync"],
+                    factor: 0.9,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(
+            (v.result.as_str(), v.per_round.unwrap().median),
+            ("MET", 0.95)
+        );
+        // A time: iocport's p99 within 1x tokio's; per round iocport was 1.05x better.
+        let v = check(
+            &t(
+                "p99_ns",
+                Goal::WithinFactorOf {
+                    peer: "tokio",
+                    factor: 1.0,
+                },
+            ),
+            &records,
+        );
+        assert_eq!(v.result, "MET");
+        let v = check(
+            &t(
+                "p99_ns",
+                Goal::WithinFactorOf {
+                    peer: "tokio",
+                    factor: 0.5,
+                },
+            ),
+            &records,
+        );
+        // 1 / (1.05 * 0.5) - 1 = 90%.
+        assert_eq!(v.result, "MISSED by 90%");
+        // Without per-round ratios (an older document): the medians.
+        let plain = [
+            rec("c", IOCPORT, "iops", 80.0),
+            rec("c", "fio", "iops", 100.0),
+        ];
+        let v = check(
+            &t(
+                "iops",
+                Goal::AtLeastFactorOf {
+                    peer: "fio",
+                    factor: 0.9,
+                },
+            ),
+            &plain,
+        );
+        assert!(
+            v.per_round.is_none() && v.result == "MISSED by 11%",
+            "{v:?}"
+        );
+    }
+
+    /// Records without `round_ratio` (docs/bench/results.json from before) still load, and it is
+    /// left out of the JSON when absent.
+    #[test]
+    fn round_ratio_in_json_is_optional() {
+        let old = r#"{"suite":"file","case":"c","system":"fio","metric":"iops","value":2.0}"#;
+        let r: Record = serde_json::from_str(old).unwrap();
+        assert!(r.round_ratio.is_none());
+        assert_eq!(serde_json::to_string(&r).unwrap(), old);
+        let r = Record {
+            round_ratio: Some(RoundRatio {
+                median: 0.5,
+                spread: 0.25,
+                rounds: 9,
+            }),
+            ..r
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.ends_with(r#""value":2.0,"round_ratio":{"median":0.5,"spread":0.25,"rounds":9}}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+    }
+
     fn rec(case: &str, system: &str, metric: &str, value: f64) -> Record {
         Record {
             suite: "s".into(),
@@ -1580,6 +1968,7 @@ mod tests {
             metric: metric.into(),
             value,
             spread: 0.0,
+            round_ratio: None,
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{check, cpus, show_value, suite_order, Record, Report, IOCPORT};
+use super::{check, cpus, show_value, suite_order, Record, Report, RoundRatio, IOCPORT};
 
 /// The committed figures, relative to the project's directory.
 pub(crate) const DOCS_DIR: &str = "docs/bench";
@@ -72,6 +72,12 @@ pub(crate) struct Verdict {
     pub ratio: Option<f64>,
     /// `MET`, `MISSED by 12%`, `not measured`, `peer not measured`.
     pub result: String,
+    /// For a goal that is a ratio to a peer: iocport's per-round ratio to that peer, by whose
+    /// median the goal was judged (`ratio` is then that median over the goal's factor, for
+    /// times its product with it). `None` when the medians were compared (a `--quick` run, a
+    /// document written before per-round ratios, a goal without a peer or of another system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_round: Option<RoundRatio>,
 }
 
 impl Verdict {
@@ -99,8 +105,12 @@ impl Verdict {
             Some((name, rest)) if name.starts_with("iocport-") => (name, rest),
             _ => ("iocport", self.goal.as_str()),
         };
+        let basis = self
+            .per_round
+            .map(|rr| format!(" (judged by the {})", rr.describe()))
+            .unwrap_or_default();
         format!(
-            "{}/{} {system} {ours} (target {goal}{needed}): {}",
+            "{}/{} {system} {ours} (target {goal}{needed}): {}{basis}",
             self.case, self.metric, self.result
         )
     }
@@ -334,6 +344,7 @@ pub(crate) mod tests {
             metric: metric.into(),
             value,
             spread: 0.0,
+            round_ratio: None,
         }
     }
 
