@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::guard;
 use crate::handles::{self, Object};
-use crate::status::set_last_error;
+use crate::status::{bool_ret, set_last_error};
 use crate::thread::CURRENT_THREAD;
 use crate::types::*;
 use crate::wait::{my_parker, wait, Signal, Target};
@@ -73,30 +73,24 @@ fn event_of(h: HANDLE) -> Option<Arc<Signal>> {
 /// Signals the event: it releases every waiter if manual-reset, one if auto-reset.
 #[no_mangle]
 pub unsafe extern "C" fn SetEvent(hEvent: HANDLE) -> BOOL {
-    guard(FALSE, || match event_of(hEvent) {
-        Some(e) => {
-            e.set();
-            TRUE
-        }
-        None => {
-            set_last_error(ERROR_INVALID_HANDLE);
-            FALSE
-        }
+    guard(FALSE, || {
+        bool_ret(
+            event_of(hEvent)
+                .map(|e| e.set())
+                .ok_or(ERROR_INVALID_HANDLE),
+        )
     })
 }
 
 /// Makes the event non-signalled.
 #[no_mangle]
 pub unsafe extern "C" fn ResetEvent(hEvent: HANDLE) -> BOOL {
-    guard(FALSE, || match event_of(hEvent) {
-        Some(e) => {
-            e.reset();
-            TRUE
-        }
-        None => {
-            set_last_error(ERROR_INVALID_HANDLE);
-            FALSE
-        }
+    guard(FALSE, || {
+        bool_ret(
+            event_of(hEvent)
+                .map(|e| e.reset())
+                .ok_or(ERROR_INVALID_HANDLE),
+        )
     })
 }
 

@@ -12,6 +12,7 @@ use crate::core::{
 use crate::guard;
 use crate::port::handle_fd;
 use crate::sock::{complete_empty, lift};
+use crate::status::bool_ret;
 use crate::status::{errno, errno_to_status, nt_success, set_last_error, status_to_win32, Origin};
 use crate::types::*;
 
@@ -405,16 +406,6 @@ fn rw(
             } else {
                 Err(status_to_win32(status))
             }
-        }
-    }
-}
-
-fn bool_ret(r: Result<(), DWORD>) -> BOOL {
-    match r {
-        Ok(()) => TRUE,
-        Err(e) => {
-            set_last_error(e);
-            FALSE
         }
     }
 }

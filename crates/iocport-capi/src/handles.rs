@@ -85,27 +85,29 @@ pub(crate) fn insert(object: Object) -> Option<HANDLE> {
     Some(((e.generation as usize) << 32 | slot << 2) as HANDLE)
 }
 
-/// The object `h` names, if it is open.
-pub(crate) fn get(h: HANDLE) -> Option<Object> {
+/// What `f` makes of the object `h` names, if it is open (under the table's read lock).
+fn with<R>(h: HANDLE, f: impl FnOnce(&Object) -> Option<R>) -> Option<R> {
     let (slot, generation) = split(h)?;
     let t = TABLE.read().unwrap_or_else(PoisonError::into_inner);
     let e = t.entries.get(slot)?;
     if e.generation != generation {
         return None;
     }
-    e.object.clone()
+    f(e.object.as_ref()?)
+}
+
+/// The object `h` names, if it is open.
+pub(crate) fn get(h: HANDLE) -> Option<Object> {
+    with(h, |o| Some(o.clone()))
 }
 
 /// The event `h` names, if it is an open event (no other object is cloned: the completion hook
 /// looks events up, and must not end up dropping a port).
 pub(crate) fn event(h: HANDLE) -> Option<Arc<Signal>> {
-    let (slot, generation) = split(h)?;
-    let t = TABLE.read().unwrap_or_else(PoisonError::into_inner);
-    let e = t.entries.get(slot)?;
-    match &e.object {
-        Some(Object::Event(s)) if e.generation == generation => Some(s.clone()),
+    with(h, |o| match o {
+        Object::Event(s) => Some(s.clone()),
         _ => None,
-    }
+    })
 }
 
 /// Every open completion port.

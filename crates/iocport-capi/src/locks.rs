@@ -1119,13 +1119,7 @@ pub unsafe extern "C" fn SleepConditionVariableCS(
             (Some(cv), Some(cs)) => cv.sleep_cs(cs, deadline(dwMilliseconds)),
             _ => Err(ERROR_INVALID_PARAMETER),
         };
-        match r {
-            Ok(()) => TRUE,
-            Err(e) => {
-                set_last_error(e);
-                FALSE
-            }
-        }
+        crate::status::bool_ret(r)
     })
 }
 
@@ -1152,13 +1146,7 @@ pub unsafe extern "C" fn SleepConditionVariableSRW(
             }
             _ => Err(ERROR_INVALID_PARAMETER),
         };
-        match r {
-            Ok(()) => TRUE,
-            Err(e) => {
-                set_last_error(e);
-                FALSE
-            }
-        }
+        crate::status::bool_ret(r)
     })
 }
 

@@ -191,6 +191,17 @@ pub(crate) fn nt_success(status: NTSTATUS) -> bool {
     status >= 0
 }
 
+/// A Win32 BOOL result: TRUE, or FALSE with the error as the thread's last error.
+pub(crate) fn bool_ret(r: Result<(), crate::types::DWORD>) -> crate::types::BOOL {
+    match r {
+        Ok(()) => crate::types::TRUE,
+        Err(e) => {
+            set_last_error(e);
+            crate::types::FALSE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,10 +109,6 @@ pub(crate) fn current_tid() -> u32 {
     })
 }
 
-fn gettid() -> u32 {
-    current_tid()
-}
-
 /// Threads that have ended their routine, to be joined and then signalled.
 struct Reaper {
     queue: Mutex<Ended>,
@@ -226,7 +222,7 @@ fn enter(arg: *mut c_void) -> (ThreadStart, *mut c_void) {
     } = *start;
     {
         let mut g = lock(&obj.gate);
-        g.tid = gettid();
+        g.tid = current_tid();
         obj.cv.notify_all();
         while g.suspend > 0 {
             g = obj.cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -448,7 +444,7 @@ pub unsafe extern "C-unwind" fn _endthreadex(retval: c_uint) -> ! {
 /// The calling thread's id (its Linux thread id).
 #[no_mangle]
 pub extern "C" fn GetCurrentThreadId() -> DWORD {
-    gettid()
+    current_tid()
 }
 
 /// A pseudo-handle meaning "the calling thread" (no need to close it).
@@ -462,7 +458,7 @@ pub extern "C" fn GetCurrentThread() -> HANDLE {
 pub unsafe extern "C" fn GetThreadId(Thread: HANDLE) -> DWORD {
     guard(0, || {
         if Thread == CURRENT_THREAD {
-            return gettid();
+            return current_tid();
         }
         match thread_of(Thread) {
             Ok(t) => t.tid(),

@@ -248,8 +248,8 @@ const PORT_SLICE: Duration = Duration::from_millis(1);
 /// Operations in flight whose `OVERLAPPED.hEvent` names an event.
 static EVENT_IO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// An operation with an event has started.
-pub(crate) fn event_io_begin() {
+/// An operation with an event has started (see [`Signal::begin_io`]).
+fn event_io_begin() {
     EVENT_IO.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 

@@ -474,6 +474,49 @@ static void teardown(void)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* Starts a receive on the socket *arg and ends at once: the operation outlives its thread. */
+static DWORD WINAPI start_recv_and_exit(LPVOID arg)
+{
+    static char buf[16];
+    static WSABUF wb;
+    static OVERLAPPED ov;
+    DWORD flags = 0;
+    ov_init(&ov);
+    wb.buf = buf;
+    wb.len = sizeof buf;
+    CHECK_WSA_STARTED(WSARecv(*(SOCKET *)arg, &wb, 1, NULL, &flags, &ov, NULL));
+    return 0;
+}
+
+static void outliving_operation(void)
+{
+    HANDLE port = new_port(1);
+    SOCKET c, s;
+    HANDLE t;
+    DWORD bytes = 0;
+    ULONG_PTR key = 0;
+    LPOVERLAPPED ov = NULL;
+
+    test_step("an operation started by a thread that has ended still completes");
+    wsa_startup();
+    tcp_pair(&c, &s);
+    associate(HSOCK(c), port, 8);
+    t = CreateThread(NULL, 0, start_recv_and_exit, &c, 0, NULL);
+    CHECK(t != NULL);
+    CHECK_EQ(WaitForSingleObject(t, PACKET_WAIT_MS), WAIT_OBJECT_0); /* it is gone */
+    Sleep(20);
+    send_all(s, "after", 5);
+    CHECK(GetQueuedCompletionStatus(port, &bytes, &key, &ov, PACKET_WAIT_MS));
+    CHECK_EQ(key, 8);
+    CHECK_EQ(bytes, 5);
+    CHECK(ov != NULL);
+    CHECK(CloseHandle(t));
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK(CloseHandle(port));
+}
+
 static void bad_input(void)
 {
     HANDLE port = new_port(1);
@@ -524,6 +567,7 @@ int main(void)
     current_and_sleep();
     blocked_workers();
     teardown();
+    outliving_operation();
     bad_input();
     return test_done();
 }
