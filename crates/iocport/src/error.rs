@@ -96,6 +96,20 @@ pub enum Error {
         /// The id given.
         id: OpId,
     },
+    /// What an operation needs beyond its arguments could not be made (a pipe for
+    /// `transmit_file`): usually the process's fd limit.
+    #[error("{op} on fd {fd}: could not make {what}: {source}")]
+    Resources {
+        /// The operation.
+        op: &'static str,
+        /// The handle's fd.
+        fd: RawFd,
+        /// What could not be made.
+        what: &'static str,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
     /// The kernel refused the submission.
     #[error("{op} on fd {fd}: submitting to io_uring failed: {source}")]
     Submit {

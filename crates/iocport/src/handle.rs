@@ -14,8 +14,8 @@ use crate::io::{
     done_now, skips, try_now, BackendChoice, BackendInfo, Config, FdEntry, Feature, Start,
     SubmitMode, SKIP_READS, SKIP_WRITES,
 };
-use crate::op::{Interest, Lent, Op, Request, CURRENT_POSITION};
-use crate::packet::Packet;
+use crate::op::{Interest, Lent, Op, Pipe, Request, CURRENT_POSITION};
+use crate::packet::{Data, Packet};
 use crate::port::CompletionPort;
 
 /// Sets up a port with its io_uring ring at once, so that an unusable io_uring is reported here
@@ -436,6 +436,63 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
         value: T,
     ) -> Result<Started<T, B>, OpError<T, B>> {
         self.start(Request::SendTo { buf, addr }, value)
+    }
+
+    /// Sends `len` bytes of `file`, from `offset`, on this handle's socket (or pipe), without
+    /// copying them through user space: one packet when all are sent, whose `bytes` is the count
+    /// sent (fewer than `len` only if the file ended first). A transmission that fails part way
+    /// reports the error with the bytes it had sent in `bytes`.
+    ///
+    /// On io_uring the bytes are spliced through a pipe (file to pipe, pipe to socket,
+    /// `IORING_OP_SPLICE`, in stages of up to the pipe's size, 1 MiB where the system allows);
+    /// on the epoll backend `sendfile(2)` sends what the socket takes and the rest when it is
+    /// writable. The file is any fd `splice(2)` reads from (a regular file, a block device); it
+    /// needs no association, and the operation holds its `Arc` until the packet, so it stays open
+    /// whatever the program does with its own reference. `file`'s position is not used nor moved.
+    /// A peer that has gone is an `EPIPE` packet, never a signal. Cancelling ends it with
+    /// `ECANCELED` (and what it sent so far in `bytes`), as any operation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBuffer`] if `len` is 0 or over 2,147,483,646 (Windows' limit, so that
+    /// every count fits a completion); [`Error::Resources`] if no pipe could be made (the fd
+    /// limit); otherwise as any operation. The `value` is handed back.
+    #[doc(alias = "TransmitFile")]
+    #[doc(alias = "sendfile")]
+    pub fn transmit_file(
+        &self,
+        file: Arc<dyn AsFd + Send + Sync>,
+        offset: u64,
+        len: u32,
+        value: T,
+    ) -> Result<Started<T, B>, OpError<T, B>> {
+        let pipe = match self.port.io_if_set() {
+            Some(io) if io.splices() => match Pipe::take() {
+                Ok(p) => Some(p),
+                Err(source) => {
+                    return Err(OpError {
+                        error: Error::Resources {
+                            op: Op::TransmitFile.name(),
+                            fd: self.fd.raw(),
+                            what: "a pipe to splice through",
+                            source,
+                        },
+                        value,
+                        data: Data::None,
+                    })
+                }
+            },
+            _ => None,
+        };
+        self.start(
+            Request::TransmitFile {
+                file,
+                offset,
+                len,
+                pipe,
+            },
+            value,
+        )
     }
 
     /// Accepts a connection on a listening socket; the packet's

@@ -9,7 +9,8 @@
 
 use std::cell::RefCell;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{SockAddr, SockAddrStorage};
@@ -45,20 +46,57 @@ pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
 pub(crate) enum Request<B> {
     Nop,
     Timer(Duration),
-    Read { buf: B, offset: u64 },
-    Write { buf: B, offset: u64 },
-    Readv { bufs: Vec<B>, offset: u64 },
-    Writev { bufs: Vec<B>, offset: u64 },
-    Recv { buf: B, flags: i32 },
-    Send { buf: B, flags: i32 },
-    RecvFrom { buf: B },
-    SendTo { buf: B, addr: SocketAddr },
+    Read {
+        buf: B,
+        offset: u64,
+    },
+    Write {
+        buf: B,
+        offset: u64,
+    },
+    Readv {
+        bufs: Vec<B>,
+        offset: u64,
+    },
+    Writev {
+        bufs: Vec<B>,
+        offset: u64,
+    },
+    Recv {
+        buf: B,
+        flags: i32,
+    },
+    Send {
+        buf: B,
+        flags: i32,
+    },
+    RecvFrom {
+        buf: B,
+    },
+    SendTo {
+        buf: B,
+        addr: SocketAddr,
+    },
     Accept,
     Connect(SocketAddr),
     Shutdown(Shutdown),
-    Fsync { datasync: bool },
+    Fsync {
+        datasync: bool,
+    },
     Poll(Interest),
+    /// Sends `len` bytes of `file` from `offset` on the handle's socket; `pipe` is the pipe the
+    /// bytes go through where the backend splices (io_uring), made before any lock is taken.
+    TransmitFile {
+        file: Arc<dyn AsFd + Send + Sync>,
+        offset: u64,
+        len: u32,
+        pipe: Option<Pipe>,
+    },
 }
+
+/// The most bytes one [`Request::TransmitFile`] sends, as Windows' `TransmitFile`
+/// (2,147,483,646): every count fits a completion's `i32` result.
+pub(crate) const TRANSMIT_MAX: u32 = i32::MAX as u32 - 1;
 
 /// An operation's arguments, without the memory it lends: what a backend needs besides [`Lent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +116,7 @@ pub(crate) enum Op {
     Shutdown(Shutdown),
     Fsync { datasync: bool },
     Poll(Interest),
+    TransmitFile,
 }
 
 impl Op {
@@ -102,6 +141,7 @@ impl Op {
             Op::Fsync { datasync: false } => "fsync",
             Op::Fsync { datasync: true } => "fdatasync",
             Op::Poll(_) => "poll",
+            Op::TransmitFile => "transmit_file",
         }
     }
 }
@@ -128,6 +168,7 @@ impl<B: IoBuf> Request<B> {
                 datasync: *datasync,
             },
             Request::Poll(i) => Op::Poll(*i),
+            Request::TransmitFile { .. } => Op::TransmitFile,
         }
     }
 
@@ -155,6 +196,11 @@ impl<B: IoBuf> Request<B> {
                 }
                 bufs.iter().try_for_each(check)
             }
+            Request::TransmitFile { len: 0, .. } => Err(("nothing to send (0 bytes)", 0)),
+            Request::TransmitFile { len, .. } if *len > TRANSMIT_MAX => Err((
+                "more than 2,147,483,646 bytes in one transmit_file",
+                *len as usize,
+            )),
             _ => Ok(()),
         }
     }
@@ -168,6 +214,10 @@ impl<B: IoBuf> Request<B> {
             | Request::Send { buf, .. } => Data::Buf(buf),
             Request::RecvFrom { buf } | Request::SendTo { buf, .. } => Data::From(buf, None),
             Request::Readv { bufs, .. } | Request::Writev { bufs, .. } => Data::Bufs(bufs),
+            Request::TransmitFile { pipe: Some(p), .. } => {
+                p.give_back();
+                Data::None
+            }
             _ => Data::None,
         }
     }
@@ -215,6 +265,23 @@ impl<B: IoBuf> Request<B> {
             }
             Request::Accept => Lent::Peer,
             Request::Connect(addr) => Lent::Addr(addr),
+            Request::TransmitFile {
+                file,
+                offset,
+                len,
+                pipe,
+            } => {
+                // The one call into the file's `AsFd`, before any lock; the `Arc` keeps the fd
+                // open until the operation completes.
+                let raw = file.as_fd().as_raw_fd();
+                Lent::File {
+                    file,
+                    raw,
+                    offset,
+                    len,
+                    pipe,
+                }
+            }
         };
         (op, lent)
     }
@@ -273,6 +340,89 @@ pub(crate) enum Lent<B> {
     Addr(#[cfg_attr(loom, allow(dead_code))] SocketAddr),
     /// A timer's duration (the model ring of the loom tests reads it not).
     Timer(#[cfg_attr(loom, allow(dead_code))] Timespec),
+    /// `transmit_file`'s file (kept open by the `Arc` while the operation runs; `raw` is its fd,
+    /// read when lent), its range, and the pipe where the backend splices; the progress is in the
+    /// [`KernelArea`].
+    File {
+        #[cfg_attr(loom, allow(dead_code))]
+        file: Arc<dyn AsFd + Send + Sync>,
+        raw: RawFd,
+        offset: u64,
+        len: u32,
+        pipe: Option<Pipe>,
+    },
+}
+
+/// A pipe that `transmit_file` splices through on io_uring: file to pipe, pipe to socket, with no
+/// copy through user space. Pipes are kept per thread and reused (an empty one only).
+#[cfg_attr(loom, allow(dead_code))] // the model ring runs no transmissions
+pub(crate) struct Pipe {
+    pub(crate) read: OwnedFd,
+    pub(crate) write: OwnedFd,
+    /// Its capacity: the most one splice from the file moves.
+    pub(crate) capacity: u32,
+}
+
+/// Pipes kept by one thread at most.
+const PIPES_KEPT: usize = 8;
+/// The capacity asked for a new pipe (the default is 64 KiB; up to `/proc/sys/fs/pipe-max-size`,
+/// 1 MiB by default, may be asked without privilege). Fewer, larger splices per transmission.
+const PIPE_SIZE: i32 = 1 << 20;
+
+std::thread_local! {
+    static PIPES: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Pipe {
+    /// A pipe from this thread's spares, or a new one.
+    pub(crate) fn take() -> std::io::Result<Pipe> {
+        if let Some(p) = PIPES.with(|p| p.borrow_mut().pop()) {
+            return Ok(p);
+        }
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds `pipe2` writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `pipe2` just created both fds; nothing else owns them.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: takes no pointers. Where the larger size is refused (the user's pipe quota),
+        // the pipe keeps the size it has.
+        let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        let size = if size > 0 {
+            size
+        } else {
+            // SAFETY: takes no pointers.
+            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) }
+        };
+        Ok(Pipe {
+            read,
+            write,
+            capacity: u32::try_from(size).unwrap_or(0).max(4096),
+        })
+    }
+
+    /// Keeps an empty pipe among this thread's spares (else closes it).
+    fn give_back(self) {
+        let _ = PIPES.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < PIPES_KEPT {
+                p.push(self);
+            }
+        });
+    }
+}
+
+/// Where a `transmit_file` stands: its file and range, the bytes sent, and the bytes in its pipe
+/// (io_uring: each stage is a splice, file to pipe while `in_pipe` is 0, else pipe to socket).
+#[derive(Clone, Copy, Default, Debug)]
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) struct Transmit {
+    pub(crate) file: RawFd,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) done: u32,
+    pub(crate) in_pipe: u32,
 }
 
 /// A `msghdr` and the `iovec` it points to.
@@ -293,6 +443,7 @@ pub(crate) struct KernelArea {
     pub(crate) addr: SockAddrStorage,
     pub(crate) addr_len: libc::socklen_t,
     pub(crate) msg: MsgParts,
+    pub(crate) transmit: Transmit,
 }
 
 impl Default for KernelArea {
@@ -303,6 +454,7 @@ impl Default for KernelArea {
             // SAFETY: all-zero bytes are a valid `msghdr` and `iovec` (null pointers, zero
             // lengths).
             msg: unsafe { std::mem::zeroed::<MsgParts>() },
+            transmit: Transmit::default(),
         }
     }
 }
@@ -362,8 +514,50 @@ impl<B> Lending<B> {
                 area.addr_len = a.len();
                 area.addr = a.as_storage();
             }
+            Lent::File {
+                raw, offset, len, ..
+            } => {
+                area.transmit = Transmit {
+                    file: *raw,
+                    offset: *offset,
+                    len: *len,
+                    done: 0,
+                    in_pipe: 0,
+                };
+            }
             _ => {}
         }
+    }
+
+    /// A `transmit_file` stage completed with `res` (io_uring, which splices in stages): `None`
+    /// if the transmission goes on (the next stage is what the request now builds), else its
+    /// result: the bytes sent (fewer than asked if the file ended first), or the error.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn transmit_step(&mut self, res: i32) -> Option<i32> {
+        let t = &mut self.area.transmit;
+        if res < 0 {
+            return Some(res);
+        }
+        let n = res as u32;
+        if t.in_pipe == 0 {
+            // File to pipe: 0 is the end of the file.
+            if n == 0 {
+                return Some(t.done as i32);
+            }
+            t.in_pipe = n;
+            return None;
+        }
+        // Pipe to socket. (0 would mean nothing moved; stop rather than spin.)
+        if n == 0 {
+            return Some(-libc::EIO);
+        }
+        let n = n.min(t.in_pipe);
+        t.in_pipe -= n;
+        t.done += n;
+        if t.in_pipe > 0 || t.done < t.len {
+            return None;
+        }
+        Some(t.done as i32)
     }
 }
 
@@ -424,6 +618,21 @@ impl<B> Lending<B> {
         let mut iov_back = IoVecs::default();
         let data = match lent {
             Lent::None | Lent::Addr(_) | Lent::Timer(_) => Data::None,
+            Lent::File { file, pipe, .. } => {
+                // A failed transmission reports what it sent before it failed (the io_uring
+                // stages count it; 0 on epoll, which sends it all in one completion).
+                let sent = std::mem::take(&mut area.transmit.done) as usize;
+                let in_pipe = std::mem::take(&mut area.transmit.in_pipe);
+                if let Some(p) = pipe {
+                    if in_pipe == 0 {
+                        p.give_back();
+                    }
+                }
+                // The file closes here if the program let go of it meanwhile.
+                drop(file);
+                let bytes = if res < 0 { sent } else { bytes };
+                return (bytes, status, Data::None, iov_back);
+            }
             Lent::Buf { buf, .. } => Data::Buf(buf),
             Lent::Bufs { bufs, iov } => {
                 iov_back = iov;
@@ -471,6 +680,10 @@ impl<B> Lent<B> {
                 Data::Bufs(bufs)
             }
             Lent::Msg { buf, .. } => Data::From(buf, None),
+            Lent::File { pipe: Some(p), .. } => {
+                p.give_back();
+                Data::None
+            }
             _ => Data::None,
         }
     }

@@ -63,6 +63,14 @@ const OUT_KEEP: usize = 64 * 1024;
 const FLUSH: usize = 32 * 1024;
 /// A file body is read and sent in chunks of this size.
 pub(super) const CHUNK: usize = 256 * 1024;
+/// A body of at least this many bytes that is not being cached goes out with one `transmit_file`
+/// after its head (sent with `MSG_MORE`), instead of read and sent in chunks: no copy through the
+/// server, one packet. Smaller ones are read behind their head and leave in one send, which costs
+/// less than a head send and the transmission's splices.
+pub(super) const TRANSMIT_MIN: u64 = 64 * 1024;
+/// The most one `transmit_file` sends: a larger body goes in several, each under its own idle
+/// deadline, so a client must take 1 MiB per `--idle-timeout` (the chunked path: 256 KiB).
+const TRANSMIT_PIECE: u32 = 1024 * 1024;
 /// The longest a closing connection waits for its peer to finish sending.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -75,6 +83,8 @@ enum Step {
     Send,
     /// Read the next chunk of the file body into the output buffer.
     Read,
+    /// Send the rest of the file body with `transmit_file` (the output buffer is sent).
+    Transmit,
     /// Shut the write side down, then linger.
     Shutdown,
     /// Receive and discard until end-of-stream or the deadline.
@@ -85,14 +95,22 @@ enum Step {
 
 /// A file body being streamed.
 struct Body {
-    /// The file, associated with the port.
-    file: Arc<Handle<Op, Buf>>,
+    /// The file: associated with the port (read in chunks), or not (transmitted).
+    file: Source,
     /// The next offset to read.
     next: u64,
     /// Where the body ends (exclusive).
     end: u64,
     /// Cache the file once its one chunk has been read.
     fill: Option<Fill>,
+}
+
+/// Where a body's bytes come from.
+enum Source {
+    /// Read in chunks through the port into the output buffer, then sent.
+    Read(Arc<Handle<Op, Buf>>),
+    /// Sent from the file by `transmit_file`.
+    Transmit(Arc<std::fs::File>),
 }
 
 /// What caching a file read whole needs.
@@ -235,9 +253,9 @@ impl Conn {
             (Ok(n), Some(body)) if n > 0 => {
                 self.out.filled(n);
                 body.next += n as u64;
-                if let Some(fill) = body.fill.take() {
+                if let (Some(fill), Source::Read(file)) = (body.fill.take(), &body.file) {
                     if body.next == body.end {
-                        fill_cache(&self.shared, &body.file, fill, &self.out);
+                        fill_cache(&self.shared, file, fill, &self.out);
                     }
                 }
                 Step::Send
@@ -250,6 +268,22 @@ impl Conn {
                 self.closing = true;
                 self.advance()
             }
+        };
+        self.run(step, ready);
+    }
+
+    /// A `transmit_file` of the body completed.
+    pub(super) fn on_transmit(mut self: Box<Self>, r: io::Result<usize>, ready: &mut Ready) {
+        let step = match (r, self.body.as_mut()) {
+            (Ok(n), Some(body))
+                if n as u64 == (body.end - body.next).min(TRANSMIT_PIECE.into()) =>
+            {
+                body.next += n as u64;
+                self.advance()
+            }
+            // Cancelled (idle), the peer gone, or the file shrank under us (the promised
+            // Content-Length cannot be kept): close.
+            _ => Step::Close,
         };
         self.run(step, ready);
     }
@@ -287,7 +321,12 @@ impl Conn {
         loop {
             if let Some(body) = &self.body {
                 if body.next < body.end {
-                    return Step::Read;
+                    return match body.file {
+                        Source::Read(_) => Step::Read,
+                        // The head (and the responses before it) first.
+                        Source::Transmit(_) if self.out.used() > self.sent => Step::Send,
+                        Source::Transmit(_) => Step::Transmit,
+                    };
                 }
                 self.body = None;
                 if self.out.used() == 0 && self.out.size() > OUT_KEEP {
@@ -384,20 +423,54 @@ impl Conn {
                 buf.window_content(self.sent);
                 let sock = Arc::clone(&self.sock);
                 let deadline = Instant::now() + self.shared.idle;
+                // A body transmitted next: the head waits for it (MSG_MORE) so that they leave in
+                // full segments.
+                let more = match &self.body {
+                    Some(b) if matches!(b.file, Source::Transmit(_)) && b.next < b.end => {
+                        libc::MSG_MORE
+                    }
+                    _ => 0,
+                };
                 // MSG_WAITALL: a send the socket buffer cannot take at once is finished by the
                 // kernel (io_uring retries it as the peer reads), not handed back short for us to
                 // restart: one packet per chunk (measured: about 15% more 1 MiB responses per
                 // second). The first, synchronous try (skip-on-success) still never waits.
                 (
-                    sock.send(buf, libc::MSG_WAITALL, Op::Send(self)),
+                    sock.send(buf, libc::MSG_WAITALL | more, Op::Send(self)),
+                    Some(deadline),
+                )
+            }
+            Step::Transmit => {
+                let Some(Body {
+                    file: Source::Transmit(file),
+                    next,
+                    end,
+                    ..
+                }) = &self.body
+                else {
+                    return;
+                };
+                let (file, offset) = (Arc::clone(file), *next);
+                let len =
+                    u32::try_from(end - next).map_or(TRANSMIT_PIECE, |n| n.min(TRANSMIT_PIECE));
+                let sock = Arc::clone(&self.sock);
+                let deadline = Instant::now() + self.shared.idle;
+                (
+                    sock.transmit_file(file, offset, len, Op::Transmit(self)),
                     Some(deadline),
                 )
             }
             Step::Read => {
-                let Some(body) = &self.body else {
+                let Some(
+                    body @ Body {
+                        file: Source::Read(file),
+                        ..
+                    },
+                ) = &self.body
+                else {
                     return;
                 };
-                let file = Arc::clone(&body.file);
+                let file = Arc::clone(file);
                 let offset = body.next;
                 let n = usize::try_from(body.end - body.next).map_or(CHUNK, |n| n.min(CHUNK));
                 let pool = &self.shared.chunks;
@@ -534,27 +607,32 @@ fn respond(req: &Request<'_>, out: &mut Buf, path: &mut Vec<u8>, shared: &Shared
         Found::File(file, id) => {
             let plan = plan(req, id.size, id.mtime.0);
             let streams = !head_only && matches!(plan, Plan::Whole | Plan::Part(..)) && id.size > 0;
-            let file = if streams {
+            let caches =
+                plan == Plan::Whole && shared.cache.takes(id.size) && id.settled(SystemTime::now());
+            let body_len = match plan {
+                Plan::Part(first, last) => last - first + 1,
+                _ => id.size,
+            };
+            let file = if !streams {
+                None
+            } else if !caches && body_len >= TRANSMIT_MIN {
+                Some(Source::Transmit(Arc::new(file)))
+            } else {
                 match shared.port.associate(file, FILE) {
                     Ok(h) => {
                         // Page-cached reads then complete in the worker at once, with no packet.
                         h.set_skip_on_success(true);
-                        Some(Arc::new(h))
+                        Some(Source::Read(Arc::new(h)))
                     }
                     Err(_) => return fail(out, Status::InternalError, head_only, persist),
                 }
-            } else {
-                None
             };
             let mime = fs::mime_type(rel);
             let modified = id.last_modified();
             let range = file_head(out, head_only, plan, id.size, mime, &modified, persist);
             let body = match (file, range) {
                 (Some(file), Some((start, len))) if len > 0 => {
-                    let fill = (plan == Plan::Whole
-                        && shared.cache.takes(id.size)
-                        && id.settled(SystemTime::now()))
-                    .then(|| Fill {
+                    let fill = (caches && matches!(file, Source::Read(_))).then(|| Fill {
                         key: rel.into(),
                         id,
                         mime,

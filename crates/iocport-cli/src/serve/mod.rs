@@ -11,6 +11,7 @@
 //! | [`ACCEPTS`] `accept`s on the listener | [`Op::Accept`] | a new connection; the accept is restarted |
 //! | `recv` / `send` on a connection | [`Op::Recv`], [`Op::Send`] (the connection inside) | `conn.rs` |
 //! | `read_at` on an associated file | [`Op::Read`] | the chunk is sent |
+//! | `transmit_file` of a large file's body | [`Op::Transmit`] | the response is done |
 //! | `shutdown`, lingering `recv` | [`Op::Shutdown`], [`Op::Linger`] | closing gracefully |
 //! | one `read` (or `poll`) on the signalfd | [`Op::Signal`], [`Op::SignalReady`] | stop |
 //! | one `timer` | [`Op::Sweep`] | cancel overdue operations (`idle.rs`) |
@@ -23,8 +24,9 @@
 //! ([`batch`](CompletionPort::batch)).
 //!
 //! Files are opened beneath DIR only (`fs.rs`); small files' contents are cached and revalidated by
-//! a `stat` per request; other files are streamed in chunks with `read_at` and `send` through the
-//! port. Response heads are written into the connection's reused output buffer (`http.rs`), and a
+//! a `stat` per request; bodies of [`conn::TRANSMIT_MIN`] bytes or more go out with one
+//! `transmit_file` (spliced or `sendfile`d, never copied through the server); other files are
+//! streamed in chunks with `read_at` and `send` through the port. Response heads are written into the connection's reused output buffer (`http.rs`), and a
 //! head and a small body leave in one send.
 //!
 //! Idle connections: a recv waiting for a request, or a send waiting for the client to read, that
@@ -228,6 +230,8 @@ enum Op {
     Send(Box<Conn>),
     /// A read of a file chunk for a connection.
     Read(Box<Conn>),
+    /// A file body sent with `transmit_file` for a connection.
+    Transmit(Box<Conn>),
     /// The shutdown of a closing connection's write side.
     Shutdown(Box<Conn>),
     /// A recv on a closing connection, discarding what arrives.
@@ -470,6 +474,7 @@ fn dispatch(shared: &Arc<Shared>, mut packet: Packet<Op, Buf>, ready: &mut Ready
         Op::Recv(conn) => conn.on_recv(r, buf, ready),
         Op::Send(conn) => conn.on_send(r, buf, ready),
         Op::Read(conn) => conn.on_read(r, buf, ready),
+        Op::Transmit(conn) => conn.on_transmit(r, ready),
         Op::Shutdown(conn) => conn.on_shutdown(r, ready),
         Op::Linger(conn) => conn.on_linger(r, buf, ready),
         Op::Signal => match r {

@@ -114,6 +114,14 @@ impl Driver {
         each!(self, d => d.supports(op))
     }
 
+    /// Whether `op` runs in stages, each a completion of its own that the op table turns into the
+    /// next stage's request (`Lending::transmit_step`), not into a packet: `transmit_file` on
+    /// io_uring, which splices through a pipe. The epoll backend sends it whole.
+    #[inline]
+    pub(crate) fn staged(&self, op: Op) -> bool {
+        matches!(self, Driver::Uring(_)) && op == Op::TransmitFile
+    }
+
     /// # Safety
     ///
     /// As `uring::Driver::push_op`.

@@ -221,6 +221,11 @@ impl Driver {
         matches!(op, Op::Nop | Op::Timer)
     }
 
+    /// Nothing runs in stages here.
+    pub(crate) fn staged(&self, _op: Op) -> bool {
+        false
+    }
+
     /// Queues `op` without submitting it; gives the entry back if the submission queue is full.
     ///
     /// # Safety

@@ -439,6 +439,12 @@ impl<T, B: IoBuf> Io<T, B> {
     }
 
     /// The backend and why it was chosen.
+    /// Whether `transmit_file` splices through a pipe here (io_uring), which the caller makes
+    /// before any lock is taken.
+    pub(crate) fn splices(&self) -> bool {
+        self.driver.staged(Op::TransmitFile)
+    }
+
     pub(crate) fn backend(&self) -> &BackendInfo {
         &self.info
     }
@@ -775,6 +781,41 @@ impl<T, B: IoBuf> Io<T, B> {
             return None;
         }
         let mut result = c.result;
+        if self.driver.staged(slot.op) {
+            let stopped = slot.cancel_requested
+                || ops.closed
+                || slot.fd.as_ref().is_some_and(|f| {
+                    f.closing.load(Ordering::Relaxed)
+                        || f.cancel_epoch.load(Ordering::Relaxed) != slot.fd_epoch
+                });
+            match slot.lending.transmit_step(result) {
+                // Cancelled between two stages (the cancel found no stage in the kernel, or found
+                // the one that just ended): it ends here, as if the kernel had ended the stage.
+                None if stopped => result = -libc::ECANCELED,
+                None => {
+                    // The next stage, under the same `user_data`: a cancel aimed at this
+                    // operation reaches whichever stage is in the kernel.
+                    // SAFETY: as in `submit_lent`: the lock is held; the slot holds everything the
+                    // request points to.
+                    match unsafe {
+                        self.driver.push_op(
+                            slot.op,
+                            slot.fd.as_deref(),
+                            &mut slot.lending,
+                            c.user_data,
+                        )
+                    } {
+                        Ok(()) => self.unsubmitted.store(true, Ordering::Release),
+                        Err(_) => {
+                            ops.restarts.push(index as u32);
+                            self.cancels_waiting.store(true, Ordering::Release);
+                        }
+                    }
+                    return None;
+                }
+                Some(r) => result = r,
+            }
+        }
         if slot.resumed_connect {
             slot.resumed_connect = false;
             slot.op = Op::Connect;

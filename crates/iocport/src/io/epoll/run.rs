@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use socket2::SockAddrStorage;
 
-use crate::op::{Lending, Lent, Op};
+use crate::op::{Lending, Lent, Op, Transmit};
 
 use super::Pollable;
 
@@ -46,6 +46,8 @@ pub(super) enum Mem {
         started: bool,
     },
     Timer(Duration),
+    /// `transmit_file`: its file, range and progress, in the slot's kernel area.
+    File(*mut Transmit),
 }
 
 /// An operation of the epoll backend, from its start until its completion is queued.
@@ -97,6 +99,7 @@ impl Sqe {
                 (&mut area.addr as *mut SockAddrStorage).cast(),
                 &mut area.addr_len,
             ),
+            (Op::TransmitFile, _) => Mem::File(&mut area.transmit),
             (Op::Connect, _) => Mem::Connect {
                 addr: (&area.addr as *const SockAddrStorage).cast(),
                 len: area.addr_len,
@@ -215,6 +218,11 @@ impl Sqe {
                             libc::fsync(fd) as isize
                         }
                     }
+                }
+                (Op::TransmitFile, Mem::File(t)) => {
+                    // SAFETY: `t` points into the slot's kernel area, kept in place and touched by
+                    // nothing else until the operation's completion is reaped.
+                    return transmit(fd, unsafe { &mut *t });
                 }
                 (Op::Poll(interest), _) => {
                     return match poll_now(fd, interest.bits() as i16) {
@@ -370,6 +378,67 @@ impl Sqe {
 
 /// The `poll(2)` events `fd` has now among `events` (always with `POLLERR`, `POLLHUP`, `POLLNVAL`),
 /// or a negated errno.
+/// Sends what is left of a `transmit_file` with `sendfile(2)` until it is all sent (or the file
+/// ends), the socket would block (non-blocking sockets: wait for it to be writable, progress kept
+/// in `t`), or an error.
+fn transmit(fd: RawFd, t: &mut Transmit) -> Outcome {
+    loop {
+        if t.done >= t.len {
+            return Outcome::Done(t.done as i32);
+        }
+        let mut off = (t.offset + u64::from(t.done)) as libc::off_t;
+        let rc = sendfile_nosignal(fd, t.file, &mut off, (t.len - t.done) as usize);
+        match rc {
+            Ok(0) => return Outcome::Done(t.done as i32),
+            Ok(n) => t.done += n as u32,
+            Err(libc::EINTR) => {}
+            Err(libc::EAGAIN) => return Outcome::Again,
+            Err(e) => return Outcome::Done(-e),
+        }
+    }
+}
+
+/// `sendfile(2)`, without the `SIGPIPE` it raises when the peer has gone (there is no
+/// `MSG_NOSIGNAL` for it): the signal is blocked around the call and, if the call raised it,
+/// taken back before it is unblocked. A thread that blocks `SIGPIPE` itself keeps its own mask
+/// (the signal stays pending, as after any write of its own).
+fn sendfile_nosignal(
+    out: RawFd,
+    file: RawFd,
+    off: &mut libc::off_t,
+    n: usize,
+) -> Result<usize, i32> {
+    // SAFETY: `set` and `old` are valid sigsets for the calls that fill and read them; `off` is a
+    // valid `off_t`; the fds are the operation's own (kept open by its slot).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        let ours = libc::sigismember(&old, libc::SIGPIPE) == 0;
+        let rc = libc::sendfile(out, file, off, n);
+        let e = if rc < 0 { errno() } else { 0 };
+        if ours {
+            if e == libc::EPIPE {
+                // Unblocked before the call, so no SIGPIPE was pending for this thread then: one
+                // pending now is this call's.
+                let zero = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::sigtimedwait(&set, std::ptr::null_mut(), &zero);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+        if rc < 0 {
+            Err(e)
+        } else {
+            Ok(rc as usize)
+        }
+    }
+}
+
 fn poll_now(fd: RawFd, events: i16) -> i32 {
     let mut pfd = libc::pollfd {
         fd,

@@ -2,7 +2,7 @@
 //! ([`Lent`]), and the opcode each one needs (for the probe).
 
 use std::net::Shutdown;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 use socket2::SockAddrStorage;
@@ -27,6 +27,7 @@ pub(crate) fn opcode_of(op: Op) -> u8 {
         Op::Shutdown(_) => opcode::Shutdown::CODE,
         Op::Fsync { .. } => opcode::Fsync::CODE,
         Op::Poll(_) => opcode::PollAdd::CODE,
+        Op::TransmitFile => opcode::Splice::CODE,
     }
 }
 
@@ -106,5 +107,36 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::E
             opcode::Fsync::new(fd).flags(flags).build()
         }
         Op::Poll(interest) => opcode::PollAdd::new(fd, interest.bits()).build(),
+        Op::TransmitFile => {
+            let Lent::File {
+                pipe: Some(pipe), ..
+            } = lent
+            else {
+                unreachable!("transmit_file on io_uring lends a pipe")
+            };
+            // The stage `area.transmit` stands at: from the file into the empty pipe, else from the
+            // pipe into the socket, saying more follows unless this is the end.
+            let t = &area.transmit;
+            if t.in_pipe == 0 {
+                let chunk = (t.len - t.done).min(pipe.capacity);
+                opcode::Splice::new(
+                    types::Fd(t.file),
+                    (t.offset + u64::from(t.done)) as i64,
+                    types::Fd(pipe.write.as_raw_fd()),
+                    -1,
+                    chunk,
+                )
+                .build()
+            } else {
+                let more = if t.done + t.in_pipe < t.len {
+                    libc::SPLICE_F_MORE
+                } else {
+                    0
+                };
+                opcode::Splice::new(types::Fd(pipe.read.as_raw_fd()), -1, fd, -1, t.in_pipe)
+                    .flags(more)
+                    .build()
+            }
+        }
     }
 }
