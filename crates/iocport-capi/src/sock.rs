@@ -1097,7 +1097,9 @@ pub(crate) fn accept_done(ctx: &mut Ctx, data: &mut Data<RawBuf>) -> NTSTATUS {
             t.swap_remove(i);
         }
     }
-    let peer = peer.or_else(|| sock_name(conn.as_raw_fd(), true));
+    let peer = peer
+        .map(|a| *a)
+        .or_else(|| sock_name(conn.as_raw_fd(), true));
     drop(conn);
     let area = info.buf + info.recv_len as usize;
     write_area(area, info.local_len, local);

