@@ -39,6 +39,23 @@
 //! that keep that wake-up from being lost whoever reaps it are in `io/wake.rs`). Threads that call
 //! `get` while completions wait unreaped reap them on the way (`reap_direct`), without blocking.
 //!
+//! ## The leader keeps its role
+//!
+//! A leader that takes a packet keeps the role while it runs it (`step_away`) instead of waking a
+//! follower to take its place, and takes up the wait in the kernel again when it calls `get`. In
+//! the usual loop (take a packet, start the next operation, `get`) the thread that started an
+//! operation is then the one waiting for it in the kernel, which matters on io_uring: a
+//! completion is finished by the task that submitted the request (`COOP_TASKRUN`), so a submitter
+//! parked as a follower is woken for that and wakes the leader in turn. Measured at one read in
+//! flight with two worker threads: three wake-ups per read with a follower promoted at every
+//! packet, one when the leader keeps its role (BENCHMARKS.md, `file_direct_qd1`).
+//!
+//! While the leader is away nobody waits in the kernel. A thread that calls `get` takes the role
+//! at once (it is awake anyway); a worker that enters a blocking section hands it to the top
+//! follower (`Associated::release`); and the top follower parks for at most [`TAKEOVER`] at a
+//! time and takes the role over if the leader has been away for a whole period, so completions
+//! are watched again within two periods even if the leader never comes back.
+//!
 //! The alternative, a dedicated reaper thread that waits in the kernel and posts every completion to
 //! the port, costs two wake-ups per completion and a thread that competes for the CPUs. Measured with
 //! `iocport bench wake` (a NOP started while the worker sleeps; 2 vCPUs, medians of 5 rounds):
@@ -142,9 +159,17 @@ pub struct PortStats {
     pub parks: u64,
     /// Times a sleeping thread woke up again (hand-off, close, timeout or spurious).
     pub wakeups: u64,
+    /// Times a waiting thread took the role of waiting in the kernel over from one that had been
+    /// away running a packet for too long (see [`CompletionPort::get`]).
+    pub takeovers: u64,
     /// Whether the port has been closed.
     pub closed: bool,
 }
+
+/// How long the leader may be away (running the packet it took, see "The leader keeps its role")
+/// before the top follower takes the role over; the top follower looks once per period, so a
+/// leader that never comes back is replaced within two.
+const TAKEOVER: Duration = Duration::from_millis(5);
 
 const WAITING: u8 = 0;
 const READY: u8 = 1;
@@ -164,6 +189,8 @@ struct Waiter<T, B> {
     /// stack, read by the waiter after it sees `READY`.
     slot: Mutex<Option<Packet<T, B>>>,
     thread: Thread,
+    /// The thread's [`thread::mark`].
+    mark: usize,
 }
 
 impl<T, B> Waiter<T, B> {
@@ -202,6 +229,7 @@ fn my_waiter<T: 'static, B: 'static>() -> Arc<Waiter<T, B>> {
             holds_slot: AtomicBool::new(false),
             slot: Mutex::new(None),
             thread: current(),
+            mark: thread::mark(),
         });
         *cell = Some(Box::new(w.clone()));
         w
@@ -250,6 +278,15 @@ struct State<T, B> {
     /// a packet for it needs one. Set by the leader under the lock, cleared by whoever sends the NOP
     /// and by the leader when it returns.
     leader_asleep: bool,
+    /// The leader took a packet and runs it: it keeps the role (no follower is woken to take it)
+    /// and takes up the wait again when it calls `get`; meanwhile nobody waits in the kernel, and
+    /// it does not count in `sleepers`. A thread that calls `get` takes the role over at once; the
+    /// top follower does once the leader has been away for a whole [`TAKEOVER`] period (see "The
+    /// leader keeps its role").
+    leader_away: bool,
+    /// Counts the leader's departures, so that a watching follower can tell one long absence
+    /// from several short ones.
+    away_epoch: u64,
     /// Completions reaped after `close` took the queue: `close` returns them too.
     late: Vec<Packet<T, B>>,
 }
@@ -282,6 +319,8 @@ struct Inner<T, B: IoBuf> {
     active: CachePadded<AtomicUsize>,
     /// `State::waiters.len()`, readable without the lock: a poster takes the lock only if it is not 0.
     sleepers: CachePadded<AtomicUsize>,
+    /// Times a follower took the leader role over from a leader away too long (`TAKEOVER`).
+    takeovers: AtomicU64,
     shards: [CachePadded<Shard>; SHARDS],
     state: Mutex<State<T, B>>,
     /// `CompletionPort` handles alive; the last one to drop closes the port.
@@ -414,6 +453,50 @@ impl<T, B: IoBuf> Inner<T, B> {
         }
         self.refill(st);
         self.ring.pop()
+    }
+
+    /// If the thread of `mark` is the leader, away, gives the role to the top follower (or to
+    /// nobody: the next thread that waits takes it).
+    fn hand_off_away(&self, mark: usize) {
+        let next = {
+            let mut st = lock(&self.state);
+            if !(st.leader_away && st.leader.as_ref().is_some_and(|l| l.mark == mark)) {
+                return;
+            }
+            st.leader = None;
+            self.set_away(&mut st, false);
+            // The follower moves from the stack to the leader's place: still one sleeper.
+            st.top_to_leader()
+        };
+        if let Some(next) = next {
+            next.promote();
+        }
+    }
+
+    /// Marks the leader away (it took a packet) or back (it, or a thread taking its place, waits
+    /// again).
+    fn set_away(&self, st: &mut State<T, B>, away: bool) {
+        st.leader_away = away;
+        if away {
+            st.away_epoch += 1;
+        }
+    }
+
+    /// Whether follower `w` keeps watch over the leader while it parks: `None` if not (no I/O, or
+    /// not the top follower); else `Some(epoch)` if the leader is away (since departure `epoch`),
+    /// `Some(None)` if it is not (the watch looks again after one period).
+    fn watch(&self, w: &Arc<Waiter<T, B>>) -> Option<Option<u64>> {
+        self.io.get()?;
+        let st = lock(&self.state);
+        if !st.waiters.last().is_some_and(|x| Arc::ptr_eq(x, w)) {
+            return None;
+        }
+        // Under loom a timed park ends at once: looking while the leader is not away would spin.
+        // `step_away` wakes the top follower instead.
+        if cfg!(loom) && !st.leader_away {
+            return None;
+        }
+        Some(st.leader_away.then_some(st.away_epoch))
     }
 
     /// The calling thread stops counting as active. If that frees a slot for a waiter while a packet
@@ -642,6 +725,9 @@ impl<T: Send + 'static, B: IoBuf> Associated for Arc<Inner<T, B>> {
     }
 
     fn release(&self) {
+        // A leader away that now blocks (or exits) would leave the kernel unwatched: hand the
+        // role on. (The thread's waiter may be gone already when it exits: it is known by mark.)
+        self.hand_off_away(thread::mark());
         self.release_slot();
     }
 
@@ -763,6 +849,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 grow: Mutex::new(()),
                 active: CachePadded::new(AtomicUsize::new(0)),
                 sleepers: CachePadded::new(AtomicUsize::new(0)),
+                takeovers: AtomicU64::new(0),
                 shards: std::array::from_fn(|_| {
                     CachePadded::new(Shard {
                         posts: AtomicU64::new(0),
@@ -775,6 +862,8 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                     holders: 0,
                     leader: None,
                     leader_asleep: false,
+                    leader_away: false,
+                    away_epoch: 0,
                     late: Vec::new(),
                 }),
                 handles: AtomicUsize::new(1),
@@ -854,6 +943,13 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     /// [`concurrency`](Self::concurrency) threads are active, or else waits: first briefly spinning
     /// (still counted active, if it was, so the next packet finds a warm thread), then asleep, no
     /// longer counted. Sleeping threads are released last-in first-out.
+    ///
+    /// With I/O, one waiting thread waits in the kernel for completions. When it takes a packet it
+    /// keeps that role while it runs it, and takes up the wait again at its next `get` (the thread
+    /// that starts an operation is then usually the one that waits for it, one wake-up per
+    /// completion). If it does not come back within about 5 ms (10 ms at most) and is not in a
+    /// [`blocking`](crate::blocking) section, a waiting thread takes the role over
+    /// ([`PortStats::takeovers`]); meanwhile completions that no thread reaps wait in the kernel.
     ///
     /// # Errors
     ///
@@ -1110,14 +1206,17 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             }
         }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        if inner.io.get().is_some() && st.leader.is_none() {
-            // With I/O, one waiting thread blocks in the kernel for completions instead of parking.
+        if inner.io.get().is_some() && (st.leader.is_none() || st.leader_away) {
+            // With I/O, one waiting thread blocks in the kernel for completions instead of parking:
+            // this one, if there is no leader, or if the leader is away running a packet (itself,
+            // back for the next, usually; or another thread, which finds it has lost the role).
             st.waiters.pop();
             if holding {
                 st.holders -= 1;
             }
             st.leader = Some(w.clone());
             st.leader_asleep = false;
+            inner.set_away(&mut st, false);
             drop(st);
             return self.lead(&w, holding, deadline);
         }
@@ -1156,7 +1255,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 }
             });
             if let Some(packet) = mine {
-                self.resign(w);
+                self.step_away(w);
                 let shard = inner.shard();
                 if direct {
                     // A completion taken straight from the ring was never queued: count it posted
@@ -1214,6 +1313,48 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         }
     }
 
+    /// The leader leaves with a packet to run: it keeps the role, away (see "The leader keeps its
+    /// role"), so that no follower is woken to take it. It no longer counts as a sleeper.
+    fn step_away(&self, w: &Arc<Waiter<T, B>>) {
+        let inner = &*self.inner;
+        let mut st = lock(&inner.state);
+        if st.leader.as_ref().is_some_and(|l| Arc::ptr_eq(l, w)) {
+            st.leader_asleep = false;
+            inner.set_away(&mut st, true);
+            inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+            // Under loom time does not pass, so the top follower's periodic look (`watch`) is
+            // modelled as a wake-up some time after the leader leaves.
+            #[cfg(loom)]
+            if let Some(top) = st.waiters.last() {
+                top.thread.unpark();
+            }
+        }
+    }
+
+    /// A follower whose [`TAKEOVER`] park ended: it takes the role if the leader has been away
+    /// since before it parked (departure `epoch`) and nobody has popped it meanwhile (else a
+    /// hand-off is landing).
+    fn take_over(&self, w: &Arc<Waiter<T, B>>, epoch: u64) -> bool {
+        let inner = &*self.inner;
+        let mut st = lock(&inner.state);
+        if !st.leader_away || st.away_epoch != epoch || inner.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(i) = st.waiters.iter().rposition(|x| Arc::ptr_eq(x, w)) else {
+            return false;
+        };
+        // From the stack to the leader's place: still one sleeper.
+        st.waiters.remove(i);
+        if w.holds_slot.load(Ordering::Relaxed) {
+            st.holders -= 1;
+        }
+        st.leader = Some(w.clone());
+        st.leader_asleep = false;
+        inner.set_away(&mut st, false);
+        inner.takeovers.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// Waits on this thread's waiter until a packet is handed over, the port closes, or `deadline`.
     fn wait(
         &self,
@@ -1227,17 +1368,34 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             // Check before every park, not only after: once `unregister` has failed the hand-off may
             // already have landed, and then only the unpark token would wake us.
             while w.is_waiting() {
-                let timed_out = park_until(deadline);
+                // While the leader is away nobody waits in the kernel: the follower on top keeps
+                // watch, and takes the role over once the leader has been away a whole period.
+                let watch = self.inner.watch(w);
+                let look = watch.map(|_| Instant::now() + TAKEOVER);
+                // Which end the park has: the caller's deadline, or the next look.
+                let (until, at_deadline) = match (deadline, look) {
+                    (Some(d), Some(t)) if t < d => (Some(t), false),
+                    (Some(d), _) => (Some(d), true),
+                    (None, t) => (t, false),
+                };
+                let woke_at_end = park_until(until);
                 self.inner.wakeups.fetch_add(1, Ordering::Relaxed);
                 if !w.is_waiting() {
                     break;
                 }
-                if timed_out {
+                if !woke_at_end {
+                    continue;
+                }
+                if at_deadline {
                     if self.unregister(w) {
                         return Err(GetError::TimedOut);
                     }
                     // A poster or `close` popped us already: its hand-off is about to land.
                     deadline = None;
+                } else if let Some(Some(epoch)) = watch {
+                    if self.take_over(w, epoch) {
+                        return self.lead(w, w.holds_slot.load(Ordering::Relaxed), given);
+                    }
                 }
             }
         }
@@ -1336,7 +1494,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             let st = lock(&inner.state);
             (
                 inner.ring.len() + st.overflow.len(),
-                st.waiters.len() + usize::from(st.leader.is_some()),
+                st.waiters.len() + usize::from(st.leader.is_some() && !st.leader_away),
             )
         };
         let sum = |f: fn(&Shard) -> u64| inner.shards.iter().map(|s| f(s)).sum();
@@ -1351,6 +1509,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             delivered: sum(|s| s.delivered.load(Ordering::Relaxed)),
             parks: inner.parks.load(Ordering::Relaxed),
             wakeups: inner.wakeups.load(Ordering::Relaxed),
+            takeovers: inner.takeovers.load(Ordering::Relaxed),
             closed: inner.closed.load(Ordering::Acquire),
         }
     }

@@ -91,6 +91,18 @@ pub(crate) fn shard() -> usize {
     0
 }
 
+std::thread_local! {
+    /// Has no destructor, so it can be reached at any time, even while the thread's other
+    /// thread-locals are being destroyed: its address tells this thread from the other live ones.
+    static MARK: u8 = const { 0 };
+}
+
+/// A number that no other live thread has (the address of a thread-local), available even while
+/// the thread exits: how a port tells whether the thread it is told about is its leader.
+pub(crate) fn mark() -> usize {
+    MARK.with(|m| m as *const u8 as usize)
+}
+
 /// Runs `f` on this thread's cached waiter (see `port.rs`).
 pub(crate) fn with_waiter<R>(f: impl FnOnce(&RefCell<Option<Box<dyn std::any::Any>>>) -> R) -> R {
     LOCAL.with(|l| f(&l.waiter))

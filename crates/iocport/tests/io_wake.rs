@@ -272,3 +272,81 @@ fn close_wakes_the_leader_whoever_reaps() {
         });
     }
 }
+
+/// What the leader does with the packet it takes in [`an_away_leader`].
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Away {
+    /// Sleeps without saying so (a handler that blocks where the port cannot see it).
+    Silent,
+    /// Sleeps inside `iocport::blocking`.
+    Blocking,
+}
+
+/// The leader takes a timer's completion and then stays away for 2 s; meanwhile a follower waits,
+/// and a 20 ms timer started after the leader left must reach it. Returns how long the follower
+/// waited for the timer's packet and the port's takeovers.
+fn an_away_leader(away: Away) -> (Duration, u64) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let port: CompletionPort<u32> = Builder::new().concurrency(2).build().unwrap();
+    // The port's I/O is set up by a thread that then exits, so that it does not count as running.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            port.nop(0, 0).unwrap();
+            assert_eq!(port.get(Some(util::DEADLINE)).unwrap().value, 0, "set-up");
+        });
+    });
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| {
+            let p = port.get(Some(util::DEADLINE)).unwrap();
+            assert_eq!(p.value, 1);
+            let nap = || std::thread::sleep(Duration::from_secs(2));
+            match away {
+                Away::Silent => nap(),
+                Away::Blocking => iocport::blocking(nap),
+            }
+        });
+        util::wait_stats(&port, "the leader waits", |s| s.waiting == 1);
+        let follower = s.spawn(|| {
+            let p = port.get(Some(util::DEADLINE)).unwrap();
+            (p.value, Instant::now())
+        });
+        util::wait_stats(&port, "the follower waits too", |s| s.waiting == 2);
+        // A timer, so that its completion comes while the leader waits for it in the kernel
+        // (a NOP may complete inside the call, and be handed to the follower).
+        port.timer(Duration::from_millis(30), 0, 1).unwrap();
+        util::wait_stats(&port, "the leader took its packet", |s| {
+            s.delivered >= 2 && s.waiting == 1
+        });
+        let start = Instant::now();
+        port.timer(Duration::from_millis(20), 0, 2).unwrap();
+        let (value, at) = follower.join().unwrap();
+        assert_eq!(value, 2);
+        leader.join().unwrap();
+        (at - start, port.stats().takeovers)
+    })
+}
+
+// Catches: a leader that keeps its role while it runs its packet and never comes back leaving
+// nobody to wait in the kernel: the follower's completion would wait for the leader's return
+// (2 s here). The top follower takes the role over within two periods of 5 ms.
+#[test]
+fn a_leader_away_for_long_is_replaced_by_a_follower() {
+    let (waited, takeovers) = an_away_leader(Away::Silent);
+    assert!(
+        waited < Duration::from_millis(500),
+        "the follower waited {waited:?} for a 20 ms timer"
+    );
+    assert_eq!(takeovers, 1);
+}
+
+// Catches: a leader that enters a blocking section keeping the role (it must hand it on at once,
+// with no takeover delay).
+#[test]
+fn a_leader_that_blocks_hands_its_role_on() {
+    let (waited, takeovers) = an_away_leader(Away::Blocking);
+    assert!(
+        waited < Duration::from_millis(500),
+        "the follower waited {waited:?} for a 20 ms timer"
+    );
+    assert_eq!(takeovers, 0, "handed on, not taken over");
+}

@@ -306,3 +306,52 @@ fn close_drain_leaves_leader_its_wake_up() {
         close_drain_reaps_leaders_wake_up,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// (c) A leader that takes a packet and never comes back
+// ---------------------------------------------------------------------------------------------
+
+/// The leader (main thread) keeps its role while it runs the packet it took (port.rs, "The leader
+/// keeps its role"). Here it takes a NOP's completion and never calls `get` again, while a
+/// follower waits on top of the stack; a second NOP, started only once the leader has left,
+/// must still reach the follower: it takes the role over (its periodic look, modelled as a
+/// wake-up) and reaps it. Without the takeover nobody waits in the kernel and the follower
+/// sleeps forever, which loom reports as a deadlock.
+fn away_leader_is_replaced() {
+    let port: CompletionPort<usize> = Builder::new().concurrency(2).entries(4).build().unwrap();
+    let follower_waits = Arc::new(Event::default());
+    let starter = {
+        let port = port.clone();
+        let follower_waits = follower_waits.clone();
+        thread::spawn(move || {
+            // The main thread leads and the follower waits (both counted once it parks).
+            follower_waits.wait();
+            until(&port, |s| s.waiting == 2);
+            port.nop(1, 1).unwrap();
+            // The leader took it and left: only the follower waits.
+            until(&port, |s| s.waiting == 1 && s.delivered == 1);
+            port.nop(2, 2).unwrap();
+            detach();
+        })
+    };
+    let follower = {
+        let port = port.clone();
+        thread::spawn(move || {
+            until(&port, |s| s.waiting == 1);
+            follower_waits.set();
+            let p = port.get(None).unwrap();
+            assert_eq!(p.value, 2);
+            detach();
+        })
+    };
+    assert_eq!(port.get(None).unwrap().value, 1);
+    starter.join().unwrap();
+    follower.join().unwrap();
+    all_delivered(&port);
+    detach();
+}
+
+#[test]
+fn an_away_leader_is_replaced() {
+    passes("an_away_leader_is_replaced", away_leader_is_replaced);
+}
