@@ -84,6 +84,9 @@ pub(crate) enum Kind {
     ConnectSend,
     /// `DisconnectEx`.
     Disconnect,
+    /// `TransmitFile`: one of its stages (head, file, tail, shutdown), see
+    /// [`Transmit`](crate::sock::Transmit).
+    Transmit,
 }
 
 /// What some operations need beyond their kind.
@@ -106,6 +109,8 @@ pub(crate) enum Extra {
     Connect { data: usize, len: u32 },
     /// `DisconnectEx(TF_REUSE_SOCKET)`: the program's socket and its ticket.
     Reuse { ticket: u64, fd: RawFd },
+    /// `TransmitFile`'s arguments and how far it got.
+    Transmit(crate::sock::Transmit),
 }
 
 /// `AcceptEx`'s arguments, kept until it completes.
@@ -741,6 +746,13 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
             if ok && matches!(ctx.extra.as_deref(), Some(Extra::Reuse { .. })) {
                 ctx.follow = true;
             }
+        }
+        Kind::Transmit => {
+            if errno == libc::ECANCELED && closing {
+                // As for sends: a local closesocket aborts the transmission.
+                status = STATUS_CONNECTION_ABORTED;
+            }
+            bytes = crate::sock::transmit_part(ctx, ok, bytes);
         }
     }
     ctx.status = status;

@@ -1,11 +1,11 @@
 //! Winsock: sockets, `WSARecv`/`WSASend` and their datagram forms, the Microsoft extensions
-//! (`AcceptEx`, `ConnectEx`, `DisconnectEx`, `GetAcceptExSockaddrs`, found through `WSAIoctl`),
-//! and the few socket options Winsock adds.
+//! (`AcceptEx`, `ConnectEx`, `DisconnectEx`, `GetAcceptExSockaddrs`, `TransmitFile`, found through
+//! `WSAIoctl`), and the few socket options Winsock adds.
 
 use std::ffi::c_void;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -1052,6 +1052,7 @@ pub(crate) fn abandon_follow(ctx: &Ctx) {
     let ticket = match ctx.extra.as_deref() {
         Some(Extra::Accept(info)) => Some((info.ticket, info.accept_fd)),
         Some(Extra::Reuse { ticket, fd }) => Some((*ticket, *fd)),
+        Some(Extra::Transmit(t)) => t.reuse,
         _ => None,
     };
     if let Some((no, fd)) = ticket {
@@ -1179,6 +1180,10 @@ pub(crate) fn follow_up(packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, RawBu
             let (assoc, _) = ctx.op.clone()?;
             let rest = remainder(&packet.data, part);
             send_rest(&assoc, ctx, rest, key)
+        }
+        Kind::Transmit => {
+            let (assoc, _) = ctx.op.clone()?;
+            transmit_next(&assoc, ctx, key)
         }
         Kind::Disconnect => {
             let Some(Extra::Reuse { ticket, fd }) = ctx.extra.as_deref() else {
@@ -1581,19 +1586,445 @@ pub unsafe extern "C" fn DisconnectEx(
     })
 }
 
-/// Not offered yet: fails with `WSAEOPNOTSUPP` (see docs/porting.md).
+// ---- TransmitFile ----------------------------------------------------------------------------------
+
+/// The most bytes one `TransmitFile` sends from the file (Windows' limit, and `iocport`'s).
+const MAX_TRANSMIT: u64 = 2_147_483_646;
+
+/// The flags `TransmitFile` takes; the thread choices and `TF_WRITE_BEHIND` are accepted and
+/// change nothing here.
+const TF_FLAGS: DWORD = TF_DISCONNECT
+    | TF_REUSE_SOCKET
+    | TF_WRITE_BEHIND
+    | TF_USE_DEFAULT_WORKER
+    | TF_USE_SYSTEM_THREAD
+    | TF_USE_KERNEL_APC;
+
+/// Which part of a `TransmitFile` is in flight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Stage {
+    Head,
+    File,
+    Tail,
+    Shutdown,
+}
+
+/// An overlapped `TransmitFile`: what is left to send, and what to do after. It runs as one
+/// operation of stages (the head buffer, the file, the tail buffer, the shutdown of
+/// `TF_DISCONNECT`, the new socket of `TF_REUSE_SOCKET`), each started from the thread that
+/// dequeues the previous one's packet, as `AcceptEx` with data does; the program sees one packet,
+/// whose byte count is every byte sent.
+pub(crate) struct Transmit {
+    /// The rest of the head buffer (address, length).
+    head: (usize, usize),
+    /// The file, duplicated: it stays open whatever the program closes meanwhile.
+    file: Option<Arc<OwnedFd>>,
+    /// Where the rest of the file starts.
+    offset: u64,
+    /// File bytes still to send (0 once the file ended).
+    left: u64,
+    /// The rest of the tail buffer.
+    tail: (usize, usize),
+    /// `TF_DISCONNECT`, not done yet.
+    disconnect: bool,
+    /// `TF_REUSE_SOCKET`: its ticket and the program's socket, until the new socket is in place.
+    pub(crate) reuse: Option<(u64, RawFd)>,
+    /// The stage in flight, and how many bytes it was asked to send.
+    stage: Stage,
+    asked: usize,
+}
+
+impl Transmit {
+    /// Whether a stage is left to start.
+    fn more(&self) -> bool {
+        self.head.1 > 0 || self.left > 0 || self.tail.1 > 0 || self.disconnect
+    }
+}
+
+/// Counts a completed stage of a `TransmitFile` (in the completion hook): returns the packet's
+/// byte count (every byte sent so far), and sets `ctx.follow` when the operation goes on (a stage
+/// left, or a `TF_REUSE_SOCKET` ticket to settle on the dequeuing thread).
+pub(crate) fn transmit_part(ctx: &mut Ctx, ok: bool, bytes: usize) -> usize {
+    let Some(Extra::Transmit(t)) = ctx.extra.as_deref_mut() else {
+        return bytes;
+    };
+    // A failed stage still reports what it sent (a transmission cut short by a reset).
+    ctx.done += bytes;
+    if !ok {
+        ctx.follow = t.reuse.is_some();
+        return ctx.done;
+    }
+    match t.stage {
+        Stage::Head => {
+            let n = bytes.min(t.head.1);
+            t.head = (t.head.0 + n, t.head.1 - n);
+        }
+        Stage::File => {
+            t.offset += bytes as u64;
+            // Fewer bytes than asked: the file ended.
+            t.left = if bytes < t.asked {
+                0
+            } else {
+                t.left.saturating_sub(bytes as u64)
+            };
+        }
+        Stage::Tail => {
+            let n = bytes.min(t.tail.1);
+            t.tail = (t.tail.0 + n, t.tail.1 - n);
+        }
+        Stage::Shutdown => t.disconnect = false,
+    }
+    ctx.follow = t.more() || t.reuse.is_some();
+    ctx.done
+}
+
+/// Settles a `TF_REUSE_SOCKET` ticket of a transmission that ends without a new socket: a socket
+/// the program closed meanwhile is closed now.
+fn transmit_drop_ticket(ctx: &mut Ctx) {
+    if let Some(Extra::Transmit(t)) = ctx.extra.as_deref_mut() {
+        if let Some((no, fd)) = t.reuse.take() {
+            if take_ticket(no) {
+                close_deferred(fd);
+            }
+        }
+    }
+}
+
+/// Starts the next stage of a `TransmitFile` (or ends it): `None` if one went pending, else the
+/// packet for the program (done, or failed).
+fn transmit_next(assoc: &Arc<Assoc>, mut ctx: Ctx, key: usize) -> Option<Packet<Ctx, RawBuf>> {
+    loop {
+        ctx.follow = false;
+        let status = ctx.status;
+        let done = ctx.done;
+        if !nt_success(status) {
+            // A stage failed (its packet came here only to settle the ticket).
+            transmit_drop_ticket(&mut ctx);
+            return Some(finished(key, ctx, status, done));
+        }
+        let Some(Extra::Transmit(t)) = ctx.extra.as_deref_mut() else {
+            return Some(finished(key, ctx, STATUS_UNSUCCESSFUL, done));
+        };
+        let outcome = if t.head.1 > 0 {
+            t.stage = Stage::Head;
+            t.asked = t.head.1;
+            let rb = RawBuf::new(t.head.0 as *mut u8, t.head.1);
+            start(assoc, ctx, |h, c| h.send(rb, libc::MSG_WAITALL, c))
+        } else if let (true, Some(file)) = (t.left > 0, t.file.clone()) {
+            let len = t.left.min(MAX_TRANSMIT) as u32;
+            t.stage = Stage::File;
+            t.asked = len as usize;
+            let off = t.offset;
+            start(assoc, ctx, |h, c| h.transmit_file(file, off, len, c))
+        } else if t.tail.1 > 0 {
+            t.stage = Stage::Tail;
+            t.asked = t.tail.1;
+            let rb = RawBuf::new(t.tail.0 as *mut u8, t.tail.1);
+            start(assoc, ctx, |h, c| h.send(rb, libc::MSG_WAITALL, c))
+        } else if t.disconnect {
+            t.stage = Stage::Shutdown;
+            t.asked = 0;
+            start(assoc, ctx, |h, c| h.shutdown(Shutdown::Both, c))
+        } else if let Some((no, fd)) = t.reuse.take() {
+            let status = reuse_socket(fd, no, Some(assoc));
+            return Some(finished(key, ctx, status, done));
+        } else {
+            return Some(finished(key, ctx, STATUS_SUCCESS, done));
+        };
+        match outcome {
+            Outcome::Pending => return None,
+            // Completed at once, and more to do (or a ticket to settle).
+            Outcome::Now { ctx: c, .. } if c.follow => ctx = c,
+            // All done, or failed: the OVERLAPPED is written.
+            Outcome::Now {
+                bytes, ctx: mut c, ..
+            } => {
+                transmit_drop_ticket(&mut c);
+                return Some(Packet::new(key, bytes, c));
+            }
+        }
+    }
+}
+
+/// What `hFile` names: `None` for NULL; the fd of an open regular file or block device; else
+/// the error (`WSAENOTSOCK` for a handle that is not open, as Wine's `NtStatusToWSAError` makes
+/// of `STATUS_INVALID_HANDLE`; `WSAEINVAL` for one that is not a file: a socket, pipe, directory,
+/// port or event).
+fn transmit_source(file: HANDLE) -> Result<Option<RawFd>, DWORD> {
+    if file.is_null() {
+        return Ok(None);
+    }
+    let Some(fd) = crate::port::handle_fd(file) else {
+        return Err(if crate::handles::get(file).is_some() {
+            WSAEINVAL
+        } else {
+            status_to_wsa(STATUS_INVALID_HANDLE)
+        });
+    };
+    match identity(fd) {
+        Some((_, kind)) if kind == libc::S_IFREG || kind == libc::S_IFBLK => Ok(Some(fd)),
+        Some(_) => Err(WSAEINVAL),
+        None => Err(status_to_wsa(STATUS_INVALID_HANDLE)),
+    }
+}
+
+/// The size of the file behind `fd` (a block device's too).
+fn file_size(fd: RawFd) -> Result<u64, DWORD> {
+    // SAFETY: an all-zero stat is a valid value; fstat writes it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; fstat only reads the fd table.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(errno_to_wsa(errno()));
+    }
+    if st.st_mode & libc::S_IFMT == libc::S_IFBLK {
+        let mut size: u64 = 0;
+        // BLKGETSIZE64 = _IOR(0x12, 114, size_t).
+        const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+        // SAFETY: the ioctl writes one u64 into `size`.
+        if unsafe { libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64) } != 0 {
+            return Err(errno_to_wsa(errno()));
+        }
+        return Ok(size);
+    }
+    Ok(st.st_size.max(0) as u64)
+}
+
+/// How many file bytes a transmission from `offset` sends: `count`, or with 0 the rest of the
+/// file (none past its end); over `MAX_TRANSMIT` is `WSAEINVAL`, as on Windows.
+fn transmit_len(fd: RawFd, offset: u64, count: DWORD) -> Result<u64, DWORD> {
+    let n = if count == 0 {
+        file_size(fd)?.saturating_sub(offset)
+    } else {
+        u64::from(count)
+    };
+    if n > MAX_TRANSMIT {
+        return Err(WSAEINVAL);
+    }
+    Ok(n)
+}
+
+/// Waits until a blocking socket call can go on after EAGAIN: the epoll backend made the
+/// associated socket non-blocking, and a blocking call waits as it would have; a socket the
+/// program made non-blocking gets `WSAEWOULDBLOCK`.
+fn wait_writable(fd: RawFd) -> Result<(), DWORD> {
+    if assoc_of(fd).is_none() || crate::bsd::program_nonblocking(fd) {
+        return Err(WSAEWOULDBLOCK);
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, -1) };
+    Ok(())
+}
+
+/// Sends all of `len` bytes at `ptr`, blocking.
+fn send_all_blocking(fd: RawFd, ptr: usize, len: usize) -> Result<(), DWORD> {
+    let mut sent = 0;
+    while sent < len {
+        // SAFETY: the caller's buffer of `len` bytes (checked not NULL).
+        let n = unsafe {
+            libc::send(
+                fd,
+                (ptr + sent) as *const c_void,
+                len - sent,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            sent += n as usize;
+            continue;
+        }
+        match errno() {
+            libc::EINTR => {}
+            libc::EAGAIN => wait_writable(fd)?,
+            e => return Err(errno_to_wsa(e)),
+        }
+    }
+    Ok(())
+}
+
+/// `TransmitFile` without an `OVERLAPPED`: blocking, from the file's current position, which moves
+/// past the bytes sent (Wine reads the file with read(2) here, which moves it too).
+fn transmit_sync(
+    fd: RawFd,
+    file: Option<RawFd>,
+    count: DWORD,
+    head: (usize, usize),
+    tail: (usize, usize),
+    flags: DWORD,
+) -> Result<(), DWORD> {
+    send_all_blocking(fd, head.0, head.1)?;
+    if let Some(ffd) = file {
+        // SAFETY: lseek(2) on the program's open file; SEEK_CUR with 0 only reads the position.
+        let start = unsafe { libc::lseek(ffd, 0, libc::SEEK_CUR) };
+        if start < 0 {
+            return Err(errno_to_wsa(errno()));
+        }
+        let mut left = transmit_len(ffd, start as u64, count)?;
+        let mut off: libc::off_t = start;
+        let result = loop {
+            if left == 0 {
+                break Ok(());
+            }
+            // SAFETY: sendfile(2) between the program's socket and file; `off` is ours.
+            let n = unsafe { libc::sendfile(fd, ffd, &mut off, left as usize) };
+            if n > 0 {
+                left -= n as u64;
+                continue;
+            }
+            if n == 0 {
+                // The file ended.
+                break Ok(());
+            }
+            match errno() {
+                libc::EINTR => {}
+                libc::EAGAIN => {
+                    if let Err(e) = wait_writable(fd) {
+                        break Err(e);
+                    }
+                }
+                e => break Err(errno_to_wsa(e)),
+            }
+        };
+        // SAFETY: as above: the position moves past what was sent.
+        unsafe { libc::lseek(ffd, off, libc::SEEK_SET) };
+        result?;
+    }
+    send_all_blocking(fd, tail.0, tail.1)?;
+    if flags & TF_DISCONNECT != 0 {
+        // SAFETY: shutdown(2) on the program's socket.
+        if unsafe { libc::shutdown(fd, libc::SHUT_RDWR) } != 0 {
+            return Err(errno_to_wsa(errno()));
+        }
+        if flags & TF_REUSE_SOCKET != 0 {
+            let st = reuse_socket(fd, 0, assoc_of(fd).as_ref());
+            if !nt_success(st) {
+                return Err(status_to_wsa(st));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn transmit_file(
+    s: SOCKET,
+    file: HANDLE,
+    count: DWORD,
+    ov: *mut OVERLAPPED,
+    bufs: *mut TRANSMIT_FILE_BUFFERS,
+    flags: DWORD,
+) -> Result<(), DWORD> {
+    let fd = is_socket(s)?;
+    if flags & !TF_FLAGS != 0 || (flags & TF_REUSE_SOCKET != 0 && flags & TF_DISCONNECT == 0) {
+        // Windows: TF_REUSE_SOCKET is valid only with TF_DISCONNECT.
+        return Err(WSAEINVAL);
+    }
+    if u64::from(count) > MAX_TRANSMIT {
+        return Err(WSAEINVAL);
+    }
+    let (head, tail) = if bufs.is_null() {
+        ((0, 0), (0, 0))
+    } else {
+        // SAFETY: checked not NULL; the caller's TRANSMIT_FILE_BUFFERS (read unaligned).
+        let b = unsafe { bufs.read_unaligned() };
+        if (b.Head.is_null() && b.HeadLength > 0) || (b.Tail.is_null() && b.TailLength > 0) {
+            return Err(WSAEFAULT);
+        }
+        (
+            (b.Head as usize, b.HeadLength as usize),
+            (b.Tail as usize, b.TailLength as usize),
+        )
+    };
+    if sock_name(fd, true).is_none() {
+        return Err(WSAENOTCONN);
+    }
+    match int_opt(fd, libc::SO_TYPE) {
+        Some(libc::SOCK_STREAM) | Some(libc::SOCK_SEQPACKET) => {}
+        // Windows: a connection-oriented socket only.
+        _ => return Err(WSAEOPNOTSUPP),
+    }
+    let source = transmit_source(file)?;
+    if ov.is_null() {
+        return transmit_sync(fd, source, count, head, tail, flags);
+    }
+    if !check_ov(ov) {
+        return Err(WSAEFAULT);
+    }
+    let assoc = sock_assoc(s)?;
+    // SAFETY: `ov` is valid and aligned (`check_ov`); the offsets are the caller's input.
+    let offset = unsafe { u64::from((*ov).Offset) | u64::from((*ov).OffsetHigh) << 32 };
+    let (file, left) = match source {
+        Some(ffd) => {
+            let left = transmit_len(ffd, offset, count)?;
+            // SAFETY: F_DUPFD_CLOEXEC creates a new fd; `ffd` is the program's open file.
+            let dup = unsafe { libc::fcntl(ffd, libc::F_DUPFD_CLOEXEC, 3) };
+            if dup < 0 {
+                return Err(errno_to_wsa(errno()));
+            }
+            // SAFETY: `dup` is a new fd that nothing else owns.
+            (Some(Arc::new(unsafe { OwnedFd::from_raw_fd(dup) })), left)
+        }
+        None => (None, 0),
+    };
+    let silent = begin_ov(ov);
+    let disconnect = flags & TF_DISCONNECT != 0;
+    if head.1 == 0 && left == 0 && tail.1 == 0 && !disconnect {
+        // Nothing to send (an empty file, or an offset past its end): done at once.
+        complete_empty(&assoc, ov, Kind::Transmit, silent);
+        return Ok(());
+    }
+    let reuse =
+        (flags & TF_REUSE_SOCKET != 0).then(|| (new_ticket(assoc.fd, true, None), assoc.fd));
+    let mut ctx = Ctx::new(ov, Kind::Transmit, silent);
+    ctx.extra = Some(Box::new(Extra::Transmit(Transmit {
+        head,
+        file,
+        offset,
+        left,
+        tail,
+        disconnect,
+        reuse,
+        stage: Stage::Head,
+        asked: 0,
+    })));
+    match transmit_next(&assoc, ctx, assoc.key) {
+        None => Err(WSA_IO_PENDING),
+        Some(p) if nt_success(p.value.status) => {
+            let bytes = p.bytes;
+            assoc.post_now(p.value, bytes);
+            Ok(())
+        }
+        Some(p) => Err(status_to_wsa(p.value.status)),
+    }
+}
+
+/// Sends a file's bytes (from `lpOverlapped`'s offset, or without one, blocking, from the file's
+/// position), with `lpTransmitBuffers`' head before them and tail after, on a connected socket;
+/// then, with `TF_DISCONNECT`, shuts the connection down, and with `TF_REUSE_SOCKET` makes the
+/// socket ready for `AcceptEx` or `ConnectEx` again. One packet, whose byte count is every byte
+/// sent. See docs/porting.md.
 #[no_mangle]
 pub unsafe extern "C" fn TransmitFile(
     hSocket: SOCKET,
-    _hFile: HANDLE,
-    _nNumberOfBytesToWrite: DWORD,
+    hFile: HANDLE,
+    nNumberOfBytesToWrite: DWORD,
     _nNumberOfBytesPerSend: DWORD,
-    _lpOverlapped: *mut OVERLAPPED,
-    _lpTransmitBuffers: *mut TRANSMIT_FILE_BUFFERS,
-    _dwReserved: DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+    lpTransmitBuffers: *mut TRANSMIT_FILE_BUFFERS,
+    dwReserved: DWORD,
 ) -> BOOL {
     guard(FALSE, || {
-        wsa_bool(is_socket(hSocket).and(Err(WSAEOPNOTSUPP)))
+        wsa_bool(transmit_file(
+            hSocket,
+            hFile,
+            nNumberOfBytesToWrite,
+            lpOverlapped,
+            lpTransmitBuffers,
+            dwReserved,
+        ))
     })
 }
 

@@ -245,6 +245,10 @@ pub const SO_UPDATE_ACCEPT_CONTEXT: i32 = 0x700B;
 pub const SO_UPDATE_CONNECT_CONTEXT: i32 = 0x7010;
 pub const TF_DISCONNECT: DWORD = 0x01;
 pub const TF_REUSE_SOCKET: DWORD = 0x02;
+pub const TF_WRITE_BEHIND: DWORD = 0x04;
+pub const TF_USE_DEFAULT_WORKER: DWORD = 0x00;
+pub const TF_USE_SYSTEM_THREAD: DWORD = 0x10;
+pub const TF_USE_KERNEL_APC: DWORD = 0x20;
 
 const fn mswsock(data1: u32) -> GUID {
     GUID {

@@ -429,6 +429,7 @@ c_tests! {
     concurrency => c_concurrency, cxx_concurrency;
     bsd => c_bsd, cxx_bsd;
     races => c_races, cxx_races;
+    transmit => c_transmit, cxx_transmit;
     locks => c_locks, cxx_locks;
     interlocked => c_interlocked, cxx_interlocked;
     sysinfo => c_sysinfo, cxx_sysinfo;

@@ -498,6 +498,7 @@ IOCP_API BOOL WSAAPI ConnectEx(SOCKET s, const struct sockaddr *name, int namele
                                LPDWORD lpdwBytesSent, LPOVERLAPPED lpOverlapped);
 IOCP_API BOOL WSAAPI DisconnectEx(SOCKET s, LPOVERLAPPED lpOverlapped, DWORD dwFlags,
                                   DWORD dwReserved);
+/* dwReserved carries the TF_* flags (the SDK's name for it; older documentation: dwFlags). */
 IOCP_API BOOL WSAAPI TransmitFile(SOCKET hSocket, HANDLE hFile, DWORD nNumberOfBytesToWrite,
                                   DWORD nNumberOfBytesPerSend, LPOVERLAPPED lpOverlapped,
                                   LPTRANSMIT_FILE_BUFFERS lpTransmitBuffers, DWORD dwReserved);
