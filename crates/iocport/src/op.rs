@@ -606,6 +606,7 @@ impl IoVecs {
 impl<B> Lending<B> {
     /// Turns the kernel's result and the lent memory into the packet's `bytes`, `status` and `data`;
     /// leaves the lent memory empty and returns the iovec array for reuse.
+    #[inline]
     pub(crate) fn finish(&mut self, res: i32, op: Op) -> (usize, Status, Data<B>, IoVecs) {
         let lent = std::mem::replace(&mut self.lent, Lent::None);
         let area = &mut self.area;

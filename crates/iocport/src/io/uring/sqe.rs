@@ -37,6 +37,7 @@ const _: () = assert!(std::mem::size_of::<Timespec>() == std::mem::size_of::<typ
 /// by [`Lending::install`]) or into the buffers it owns; the caller keeps it at the same address (a
 /// boxed slot) until the operation's completion has been reaped. Buffer addresses were read when
 /// the request was lent.
+#[inline]
 pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::Entry {
     let fd = types::Fd(fd);
     let Lending { lent, area } = lending;
