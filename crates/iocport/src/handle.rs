@@ -420,6 +420,35 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
         self.start(Request::Send { buf, flags }, value)
     }
 
+    /// Receives into a buffer the port gives it when data arrives, not before: one of those given
+    /// with [`CompletionPort::provide_buffer`], which comes back in the packet's
+    /// [`Data::Buf`](crate::Data::Buf) (`bytes` of it filled) and is the program's again. A
+    /// connection waiting for data thus holds no buffer (on io_uring a provided buffer ring,
+    /// `IOSQE_BUFFER_SELECT`, Linux 5.19; on the epoll backend the buffer is taken when the
+    /// socket is readable). `flags` are `recv(2)`'s.
+    ///
+    /// If the port has no buffer when the receive runs (when it starts, or when data arrives),
+    /// the packet says `ENOBUFS` and carries none: provide more and receive again. At end of
+    /// stream the packet may carry a buffer with 0 bytes filled.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); [`Error::Unsupported`] where the kernel has no provided buffer
+    /// rings (from the first [`provide_buffer`](CompletionPort::provide_buffer)).
+    pub fn recv_provided(&self, flags: i32, value: T) -> Result<Started<T, B>, OpError<T, B>> {
+        let pool = match self.port.io().and_then(|io| io.ensure_pool().map(|()| io)) {
+            Ok(io) => Arc::clone(io.available()),
+            Err(error) => {
+                return Err(OpError {
+                    error,
+                    value,
+                    data: Data::None,
+                })
+            }
+        };
+        self.start(Request::RecvProvided { flags, pool }, value)
+    }
+
     /// Receives one datagram into `buf`; the packet's [`Data::From`](crate::Data::From) carries the
     /// sender's address (`recvmsg`).
     #[doc(alias = "WSARecvFrom")]

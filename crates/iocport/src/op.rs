@@ -92,6 +92,12 @@ pub(crate) enum Request<B> {
         len: u32,
         pipe: Option<Pipe>,
     },
+    /// A receive into a buffer the port provides when data arrives (`io/provided.rs`); `pool` is
+    /// the epoll backend's list of them.
+    RecvProvided {
+        flags: i32,
+        pool: Arc<crate::io::Available>,
+    },
 }
 
 /// The most bytes one [`Request::TransmitFile`] sends, as Windows' `TransmitFile`
@@ -117,6 +123,7 @@ pub(crate) enum Op {
     Fsync { datasync: bool },
     Poll(Interest),
     TransmitFile,
+    RecvProvided { flags: i32 },
 }
 
 impl Op {
@@ -142,6 +149,7 @@ impl Op {
             Op::Fsync { datasync: true } => "fdatasync",
             Op::Poll(_) => "poll",
             Op::TransmitFile => "transmit_file",
+            Op::RecvProvided { .. } => "recv_provided",
         }
     }
 }
@@ -169,6 +177,7 @@ impl<B: IoBuf> Request<B> {
             },
             Request::Poll(i) => Op::Poll(*i),
             Request::TransmitFile { .. } => Op::TransmitFile,
+            Request::RecvProvided { flags, .. } => Op::RecvProvided { flags: *flags },
         }
     }
 
@@ -265,6 +274,7 @@ impl<B: IoBuf> Request<B> {
             }
             Request::Accept => Lent::Peer,
             Request::Connect(addr) => Lent::Addr(addr),
+            Request::RecvProvided { pool, .. } => Lent::Pool(pool),
             Request::TransmitFile {
                 file,
                 offset,
@@ -351,6 +361,12 @@ pub(crate) enum Lent<B> {
         len: u32,
         pipe: Option<Pipe>,
     },
+    /// `recv_provided` while it waits: the epoll backend's list of provided buffers (io_uring's
+    /// are in the kernel's ring).
+    Pool(#[cfg_attr(loom, allow(dead_code))] Arc<crate::io::Available>),
+    /// `recv_provided` once done: the provided buffer it was given, taken out of the port's pool
+    /// by the op table.
+    Picked(B),
 }
 
 /// A pipe that `transmit_file` splices through on io_uring: file to pipe, pipe to socket, with no
@@ -444,6 +460,9 @@ pub(crate) struct KernelArea {
     pub(crate) addr_len: libc::socklen_t,
     pub(crate) msg: MsgParts,
     pub(crate) transmit: Transmit,
+    /// The provided buffer a `recv_provided` used on the epoll backend: its id + 1 (0: none).
+    /// (io_uring reports it in the completion's flags.)
+    pub(crate) picked: u32,
 }
 
 impl Default for KernelArea {
@@ -455,6 +474,7 @@ impl Default for KernelArea {
             // lengths).
             msg: unsafe { std::mem::zeroed::<MsgParts>() },
             transmit: Transmit::default(),
+            picked: 0,
         }
     }
 }
@@ -618,7 +638,8 @@ impl<B> Lending<B> {
         };
         let mut iov_back = IoVecs::default();
         let data = match lent {
-            Lent::None | Lent::Addr(_) | Lent::Timer(_) => Data::None,
+            Lent::None | Lent::Addr(_) | Lent::Timer(_) | Lent::Pool(_) => Data::None,
+            Lent::Picked(buf) => Data::Buf(buf),
             Lent::File { file, pipe, .. } => {
                 // A failed transmission reports what it sent before it failed (the io_uring
                 // stages count it; 0 on epoll, which sends it all in one completion).
@@ -686,6 +707,7 @@ impl<B> Lent<B> {
                 Data::Bufs(bufs)
             }
             Lent::Msg { buf, .. } => Data::From(buf, None),
+            Lent::Picked(buf) => Data::Buf(buf),
             Lent::File { pipe: Some(p), .. } => {
                 p.give_back();
                 Data::None

@@ -936,6 +936,24 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         self.inner.post(packet).map_err(PostError)
     }
 
+    /// Gives the port a buffer for [`Handle::recv_provided`](crate::Handle::recv_provided): a
+    /// receive that runs takes the oldest one given, and hands it back in its packet. A port holds
+    /// up to 4,096; the ones no receive has taken are dropped with the port.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an empty buffer (or one of 4 GiB or more) or when the port
+    /// holds 4,096 already; [`Error::Unsupported`] where the kernel has no provided buffer rings
+    /// (Linux 5.19); [`Error::Closed`]. The buffer is handed back with the error.
+    pub fn provide_buffer(&self, mut buf: B) -> Result<(), (Error, B)> {
+        // The buffer's memory is read here, before any lock (it is the program's code).
+        let (addr, len) = (buf.as_mut_ptr(), buf.len());
+        match self.io() {
+            Ok(io) => io.provide(buf, addr, len),
+            Err(e) => Err((e, buf)),
+        }
+    }
+
     /// Takes the oldest packet, waiting up to `timeout` for one (`None`: forever; zero: just poll).
     ///
     /// If the calling thread was active on this port (it got its previous packet here) and a packet is

@@ -114,6 +114,15 @@ impl Driver {
         each!(self, d => d.supports(op))
     }
 
+    /// The kernel's provided buffer ring for `recv_provided`, registered (io_uring), or `None`
+    /// where the backend keeps provided buffers in a list (epoll).
+    pub(crate) fn register_buf_ring(&self) -> Result<Option<super::provided::Ring>, Error> {
+        match self {
+            Driver::Uring(d) => d.register_buf_ring().map(Some),
+            Driver::Epoll(_) => Ok(None),
+        }
+    }
+
     /// Whether `op` runs in stages, each a completion of its own that the op table turns into the
     /// next stage's request (`Lending::transmit_step`), not into a packet: `transmit_file` on
     /// io_uring, which splices through a pipe. The epoll backend sends it whole.

@@ -226,6 +226,11 @@ impl Driver {
         false
     }
 
+    /// No kernel ring: provided buffers stay in the list.
+    pub(crate) fn register_buf_ring(&self) -> Result<Option<super::provided::Ring>, Error> {
+        Ok(None)
+    }
+
     /// Queues `op` without submitting it; gives the entry back if the submission queue is full.
     ///
     /// # Safety
@@ -371,6 +376,7 @@ impl Driver {
                     let counted = f(Completion {
                         user_data,
                         result: cqe.result,
+                        flags: 0,
                     });
                     n += usize::from(counted);
                 }

@@ -79,6 +79,7 @@ mod epoll;
 mod fd;
 #[cfg(loom)]
 mod mock;
+mod provided;
 mod skip;
 #[cfg(not(loom))]
 mod uring;
@@ -96,6 +97,10 @@ use crate::packet::Packet;
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 
 pub(crate) use fd::FdEntry;
+pub(crate) use provided::Available;
+use provided::Provided;
+#[cfg(not(loom))]
+pub(crate) use provided::GROUP as PROVIDED_GROUP;
 #[cfg(not(loom))]
 pub(crate) use skip::short_at_end;
 pub(crate) use skip::{done_now, skips, try_now, SKIP_READS, SKIP_WRITES};
@@ -120,11 +125,16 @@ pub(crate) enum CancelTarget {
     Any,
 }
 
-/// An operation's completion: its `user_data` and the kernel's result.
+/// An operation's completion: its `user_data`, the kernel's result, and its flags (io_uring's
+/// `IORING_CQE_F_*`: which provided buffer a receive used; 0 elsewhere).
 pub(crate) struct Completion {
     pub(crate) user_data: u64,
     pub(crate) result: i32,
+    pub(crate) flags: u32,
 }
+
+/// `IORING_CQE_F_BUFFER`: the completion's upper 16 flag bits are a provided buffer's id.
+const CQE_F_BUFFER: u32 = 1;
 
 /// The kernel features the backend uses beyond the minimum, as probed at set-up (and possibly
 /// pretended missing by `IOCPORT_TEST_MISSING`, so that tests run the paths older kernels take).
@@ -407,6 +417,12 @@ pub(crate) struct Io<T, B: IoBuf> {
     /// Runs on every operation's packet before it is placed (see
     /// [`CompletionPort::set_completion_hook`](crate::CompletionPort::set_completion_hook)).
     pub(crate) hook: std::sync::OnceLock<fn(&mut Packet<T, B>)>,
+    /// The buffers the program provided for `recv_provided` (`provided.rs`). Declared after
+    /// `driver`, so that the kernel's ring is unregistered (the ring closed) before its memory is
+    /// freed. Locked inside the op table's lock, never the other way round.
+    provided: Mutex<Provided<B>>,
+    /// The epoll backend's list of the provided buffers not yet used.
+    available: Arc<Available>,
 }
 
 /// How an operation should be started.
@@ -443,7 +459,54 @@ impl<T, B: IoBuf> Io<T, B> {
             cancels_waiting: AtomicBool::new(false),
             unsubmitted: AtomicBool::new(false),
             hook: std::sync::OnceLock::new(),
+            provided: Mutex::new(Provided::default()),
+            available: Arc::default(),
         })
+    }
+
+    /// The epoll backend's list of provided buffers (for a `recv_provided` request).
+    pub(crate) fn available(&self) -> &Arc<Available> {
+        &self.available
+    }
+
+    /// Gives the port `buf` for `recv_provided` (see `provided.rs`); `addr` and `len` were read
+    /// from it before this call (no user code runs under the lock).
+    pub(crate) fn provide(&self, buf: B, addr: *mut u8, len: usize) -> Result<(), (Error, B)> {
+        let invalid = |reason| Error::InvalidArgument {
+            op: "provide_buffer",
+            fd: -1,
+            reason,
+        };
+        if len == 0 || len > u32::MAX as usize {
+            let reason = "a provided buffer holds 1 byte to 4 GiB - 1";
+            return Err((invalid(reason), buf));
+        }
+        let mut p = lock(&self.provided);
+        if p.room() == 0 {
+            return Err((invalid("the port holds 4096 provided buffers already"), buf));
+        }
+        if let Err(e) = self.register_pool(&mut p) {
+            return Err((e, buf));
+        }
+        p.add(buf, addr, len as u32, &self.available);
+        Ok(())
+    }
+
+    /// Registers the kernel's provided buffer ring if it is not yet: before the first buffer, or
+    /// before the first `recv_provided` (so that one started before any buffer finds an empty
+    /// ring, and ends with `ENOBUFS` at once, as on the epoll backend).
+    pub(crate) fn ensure_pool(&self) -> Result<(), Error> {
+        self.register_pool(&mut lock(&self.provided))
+    }
+
+    fn register_pool(&self, p: &mut Provided<B>) -> Result<(), Error> {
+        if p.ring.is_none() && !p.listed {
+            match self.driver.register_buf_ring()? {
+                Some(ring) => p.ring = Some(ring),
+                None => p.listed = true,
+            }
+        }
+        Ok(())
     }
 
     #[inline]
@@ -802,6 +865,19 @@ impl<T, B: IoBuf> Io<T, B> {
             return None;
         }
         let mut result = c.result;
+        if let Op::RecvProvided { .. } = slot.op {
+            // The provided buffer the receive used: named by the completion (io_uring) or by the
+            // slot (epoll); out of the pool and into the packet.
+            let picked = std::mem::take(&mut slot.lending.area.picked);
+            let bid = if c.flags & CQE_F_BUFFER != 0 {
+                Some((c.flags >> 16) as u16)
+            } else {
+                picked.checked_sub(1).map(|b| b as u16)
+            };
+            if let Some(buf) = bid.and_then(|b| lock(&self.provided).take(b)) {
+                slot.lending.lent = Lent::Picked(buf);
+            }
+        }
         if self.driver.staged(slot.op) {
             let stopped = slot.cancel_requested
                 || ops.closed

@@ -216,7 +216,11 @@ impl Shared {
     /// Queues an operation's completion.
     fn push(&self, user_data: u64, result: i32) {
         let mut cq = lock(&self.cq);
-        cq.push_back(Completion { user_data, result });
+        cq.push_back(Completion {
+            user_data,
+            result,
+            flags: 0,
+        });
         // Under the lock: a reaper never sees the entry before the count.
         self.cq_len.fetch_add(1, Ordering::SeqCst);
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use socket2::SockAddrStorage;
 
+use crate::io::Available;
 use crate::op::{Lending, Lent, Op, Transmit};
 
 use super::Pollable;
@@ -48,6 +49,9 @@ pub(super) enum Mem {
     Timer(Duration),
     /// `transmit_file`: its file, range and progress, in the slot's kernel area.
     File(*mut Transmit),
+    /// `recv_provided`: the port's list of provided buffers (kept alive by the slot's `Lent`),
+    /// and where in the slot to say which one it used.
+    Pool(*const Available, *mut u32),
 }
 
 /// An operation of the epoll backend, from its start until its completion is queued.
@@ -100,6 +104,9 @@ impl Sqe {
                 &mut area.addr_len,
             ),
             (Op::TransmitFile, _) => Mem::File(&mut area.transmit),
+            (Op::RecvProvided { .. }, Lent::Pool(pool)) => {
+                Mem::Pool(std::sync::Arc::as_ptr(pool), &mut area.picked)
+            }
             (Op::Connect, _) => Mem::Connect {
                 addr: (&area.addr as *const SockAddrStorage).cast(),
                 len: area.addr_len,
@@ -155,9 +162,12 @@ impl Sqe {
     /// for a `poll` (any event may settle it).
     pub(super) fn reads(&self) -> Option<bool> {
         match self.op {
-            Op::Read { .. } | Op::Readv { .. } | Op::Recv { .. } | Op::RecvFrom | Op::Accept => {
-                Some(true)
-            }
+            Op::Read { .. }
+            | Op::Readv { .. }
+            | Op::Recv { .. }
+            | Op::RecvProvided { .. }
+            | Op::RecvFrom
+            | Op::Accept => Some(true),
             Op::Poll(_) => None,
             _ => Some(false),
         }
@@ -218,6 +228,13 @@ impl Sqe {
                             libc::fsync(fd) as isize
                         }
                     }
+                }
+                (Op::RecvProvided { flags }, Mem::Pool(pool, picked)) => {
+                    // SAFETY: the list is kept alive by the slot's `Lent` and `picked` points into
+                    // the slot, kept in place until the completion is reaped.
+                    return unsafe {
+                        recv_provided(fd, flags | socket_flags, &*pool, &mut *picked)
+                    };
                 }
                 (Op::TransmitFile, Mem::File(t)) => {
                     // SAFETY: `t` points into the slot's kernel area, kept in place and touched by
@@ -378,6 +395,39 @@ impl Sqe {
 
 /// The `poll(2)` events `fd` has now among `events` (always with `POLLERR`, `POLLHUP`, `POLLNVAL`),
 /// or a negated errno.
+/// A receive into the oldest provided buffer: `ENOBUFS` if there is none; if it would block, the
+/// buffer goes back first in line and the receive waits for readability; else the buffer is the
+/// operation's (its id + 1 in `picked`).
+///
+/// # Safety
+///
+/// The buffers in `pool` must be the port's provided buffers, valid for their lengths.
+unsafe fn recv_provided(fd: RawFd, flags: i32, pool: &Available, picked: &mut u32) -> Outcome {
+    let Some((bid, addr, len)) = pool.take() else {
+        return Outcome::Done(-libc::ENOBUFS);
+    };
+    loop {
+        // SAFETY: as the caller guarantees: `addr` is `len` bytes of a buffer the pool owns and
+        // nothing else uses while this receive has it.
+        let rc = unsafe { libc::recv(fd, addr.cast(), len, flags) };
+        if rc >= 0 {
+            *picked = u32::from(bid) + 1;
+            return Outcome::Done(i32::try_from(rc).unwrap_or(i32::MAX));
+        }
+        match errno() {
+            libc::EINTR => {}
+            e => {
+                pool.put_back(bid, addr, len);
+                return if e == libc::EAGAIN && flags & libc::MSG_DONTWAIT != 0 {
+                    Outcome::Again
+                } else {
+                    Outcome::Done(-e)
+                };
+            }
+        }
+    }
+}
+
 /// Sends what is left of a `transmit_file` with `sendfile(2)` until it is all sent (or the file
 /// ends), the socket would block (non-blocking sockets: wait for it to be writable, progress kept
 /// in `t`), or an error.

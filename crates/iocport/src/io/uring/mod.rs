@@ -372,6 +372,36 @@ impl Driver {
         self.features
     }
 
+    /// Makes the port's provided buffer ring and registers it (`IORING_REGISTER_PBUF_RING`, Linux
+    /// 5.19).
+    pub(crate) fn register_buf_ring(&self) -> Result<super::provided::Ring, Error> {
+        let ring = super::provided::Ring::new();
+        // SAFETY: the ring's memory is page-aligned, `CAPACITY` entries, and lives until after
+        // the ring fd is closed (the port's I/O drops the driver first).
+        let r = unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                ring.addr(),
+                super::provided::CAPACITY as u16,
+                super::provided::GROUP,
+                0,
+            )
+        };
+        match r {
+            Ok(()) => Ok(ring),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                Err(Error::Unsupported {
+                    op: "recv_provided (provided buffer rings, Linux 5.19)",
+                })
+            }
+            Err(source) => Err(Error::Resources {
+                op: "provide_buffer",
+                fd: -1,
+                what: "the provided buffer ring",
+                source,
+            }),
+        }
+    }
+
     /// Whether the kernel supports `op`.
     #[inline]
     pub(crate) fn supports(&self, op: Op) -> bool {
@@ -570,6 +600,7 @@ impl Driver {
                         let counted = f(Completion {
                             user_data,
                             result: cqe.result(),
+                            flags: cqe.flags(),
                         });
                         n += usize::from(counted);
                     }

@@ -28,6 +28,7 @@ pub(crate) fn opcode_of(op: Op) -> u8 {
         Op::Fsync { .. } => opcode::Fsync::CODE,
         Op::Poll(_) => opcode::PollAdd::CODE,
         Op::TransmitFile => opcode::Splice::CODE,
+        Op::RecvProvided { .. } => opcode::Recv::CODE,
     }
 }
 
@@ -60,6 +61,13 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::E
         Op::Read { offset } => opcode::Read::new(fd, ptr, len).offset(offset).build(),
         Op::Write { offset } => opcode::Write::new(fd, ptr, len).offset(offset).build(),
         Op::Recv { flags } => opcode::Recv::new(fd, ptr, len).flags(flags).build(),
+        // No buffer now: the kernel takes one from the port's ring when data is there (length 0:
+        // the whole buffer).
+        Op::RecvProvided { flags } => opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+            .flags(flags)
+            .buf_group(crate::io::PROVIDED_GROUP)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT),
         Op::Send { flags } => opcode::Send::new(fd, ptr, len)
             .flags(flags | libc::MSG_NOSIGNAL)
             .build(),
