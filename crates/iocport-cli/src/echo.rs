@@ -43,6 +43,20 @@ pub(crate) struct Args {
     /// The I/O backend: io_uring, or the epoll fallback [default: $IOCPORT_BACKEND, else auto].
     #[arg(long, value_enum, value_name = "BACKEND")]
     backend: Option<crate::BackendArg>,
+    /// Where a connection's receive buffer comes from.
+    #[arg(long, value_enum, default_value = "own")]
+    recv: RecvMode,
+}
+
+/// `--recv`: where a pending receive's buffer comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RecvMode {
+    /// Each connection's receive has its own 4 KiB buffer while it waits.
+    #[default]
+    Own,
+    /// Receives take a buffer from the port's provided buffers only when data arrives
+    /// (`recv_provided`): a waiting connection holds none.
+    Provided,
 }
 
 /// `--submit`: [`iocport::SubmitMode`] on the command line.
@@ -80,6 +94,7 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
         args.submit.into(),
         args.backend.map(Into::into),
         Some(stop),
+        args.recv,
     )?;
     let backend = server
         .backend()
@@ -112,6 +127,11 @@ const SIGNAL: usize = 2;
 const ACCEPTS: usize = 4;
 /// How long an accept that failed for want of descriptors or memory waits before it is retried.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Provided buffers the port starts with (`--recv provided`), and how many more it is given each
+/// time a receive finds none, up to the port's 4,096.
+const PROVIDED_START: usize = 256;
+const PROVIDED_MORE: usize = 64;
+
 /// Packets a worker takes at once (`get_many`): the recvs and sends it starts while serving them
 /// are submitted with one system call.
 const BATCH: usize = 32;
@@ -123,7 +143,7 @@ pub(crate) enum Op {
     Accept(Arc<Handle<Op>>),
     /// A timer after an accept failed for want of descriptors or memory: accept again then.
     AcceptLater(Arc<Handle<Op>>),
-    /// A recv on a connection.
+    /// A recv on a connection (into its own buffer, or a provided one).
     Recv(Arc<Handle<Op>>),
     /// A send of the echo on a connection.
     Send(Arc<Handle<Op>>),
@@ -134,6 +154,7 @@ pub(crate) enum Op {
 /// A running echo server: its port, its address and its worker threads.
 pub(crate) struct Server {
     port: CompletionPort<Op>,
+    recv: RecvMode,
     addr: SocketAddr,
     workers: Vec<thread::JoinHandle<Result<(), String>>>,
     /// The signalfd's handle, kept while its read is pending.
@@ -144,13 +165,14 @@ impl Server {
     /// Serves `listener` with `threads` workers, submitting in `mode`, on `backend` when one is
     /// given (else on the port's default choice). With `stop` (a signalfd, see [`crate::signal`])
     /// the server stops by itself when a stop signal arrives; without, [`stop`](Self::stop) stops
-    /// it.
+    /// it. Receive buffers come from `recv`.
     pub(crate) fn start(
         listener: TcpListener,
         threads: usize,
         mode: iocport::SubmitMode,
         backend: Option<iocport::BackendChoice>,
         stop: Option<OwnedFd>,
+        recv: RecvMode,
     ) -> Result<Server, String> {
         let addr = listener
             .local_addr()
@@ -160,8 +182,12 @@ impl Server {
             .submit_mode(mode)
             .build::<Op, Vec<u8>>()
             .map_err(|e| format!("cannot create the completion port: {e}"))?;
+        if recv == RecvMode::Provided {
+            provide(&port, PROVIDED_START)?;
+        }
         let mut server = Server {
             port,
+            recv,
             addr,
             workers: Vec::new(),
             signals: None,
@@ -198,12 +224,13 @@ impl Server {
         for _ in 0..ACCEPTS {
             started(lh.accept(Op::Accept(Arc::clone(&lh))), &mut ready)?;
         }
+        let recv = self.recv;
         for _ in 0..threads {
             let port = port.clone();
             let mut ready = std::mem::take(&mut ready);
             let h = thread::Builder::new()
                 .name("iocport-echo".into())
-                .spawn(move || worker(&port, &mut ready))
+                .spawn(move || worker(&port, recv, &mut ready))
                 .map_err(|e| format!("cannot spawn a worker thread: {e}"))?;
             self.workers.push(h);
         }
@@ -243,12 +270,16 @@ impl Server {
 }
 
 /// A worker: takes packets (those in `ready` first) until the port closes.
-fn worker(port: &CompletionPort<Op>, ready: &mut Vec<Packet<Op>>) -> Result<(), String> {
+fn worker(
+    port: &CompletionPort<Op>,
+    recv: RecvMode,
+    ready: &mut Vec<Packet<Op>>,
+) -> Result<(), String> {
     loop {
         // The operations started while serving these packets go to the kernel together.
         let served = port.batch(|| {
             while let Some(p) = ready.pop() {
-                on_packet(port, p, ready)?;
+                on_packet(port, recv, p, ready)?;
             }
             Ok(())
         });
@@ -267,6 +298,7 @@ fn worker(port: &CompletionPort<Op>, ready: &mut Vec<Packet<Op>>) -> Result<(), 
 /// is dropped; errors of the listener other than an aborted connection end the server.
 fn on_packet(
     port: &CompletionPort<Op>,
+    recv: RecvMode,
     mut p: Packet<Op>,
     ready: &mut Vec<Packet<Op>>,
 ) -> Result<(), String> {
@@ -299,12 +331,20 @@ fn on_packet(
                 }
             } else {
                 let socket = socket.ok_or("an accept packet without a socket")?;
-                connection(port, socket, ready)?;
+                connection(port, recv, socket, ready)?;
             }
             started(listener.accept(Op::Accept(Arc::clone(&listener))), ready)
         }
         (buf, _, Op::Recv(h)) => {
+            if status.errno() == Some(libc::ENOBUFS) && recv == RecvMode::Provided {
+                // The port ran out of provided buffers: give it more, and receive again.
+                provide(port, PROVIDED_MORE)?;
+                return started(h.recv_provided(0, Op::Recv(Arc::clone(&h))), ready);
+            }
             if status.error().is_some() || p.bytes == 0 {
+                if let (Some(buf), RecvMode::Provided) = (buf, recv) {
+                    give_back(port, buf);
+                }
                 return Ok(());
             }
             let mut buf = buf.ok_or("a recv packet without its buffer")?;
@@ -320,15 +360,45 @@ fn on_packet(
                 buf.drain(..p.bytes);
                 return started(h.send(buf, 0, Op::Send(Arc::clone(&h))), ready);
             }
-            buf.resize(BUF, 0);
-            started(h.recv(buf, 0, Op::Recv(Arc::clone(&h))), ready)
+            match recv {
+                RecvMode::Own => {
+                    buf.resize(BUF, 0);
+                    started(h.recv(buf, 0, Op::Recv(Arc::clone(&h))), ready)
+                }
+                RecvMode::Provided => {
+                    give_back(port, buf);
+                    started(h.recv_provided(0, Op::Recv(Arc::clone(&h))), ready)
+                }
+            }
         }
     }
+}
+
+/// Gives the port `n` more buffers for `recv_provided` (fewer if it holds its 4,096).
+fn provide(port: &CompletionPort<Op>, n: usize) -> Result<(), String> {
+    for _ in 0..n {
+        match port.provide_buffer(vec![0; BUF]) {
+            Ok(()) => {}
+            // Full: the receives that found none will find one once sends give theirs back.
+            Err((iocport::Error::InvalidArgument { .. }, _)) => break,
+            Err((iocport::Error::Closed, _)) => break,
+            Err((e, _)) => return Err(format!("provide receive buffers: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Gives a provided buffer back to the port once its echo is sent (or its connection is done).
+fn give_back(port: &CompletionPort<Op>, mut buf: Vec<u8>) {
+    buf.resize(BUF, 0);
+    // A port that is closing or full lets it go.
+    let _ = port.provide_buffer(buf);
 }
 
 /// Associates an accepted socket and starts its first recv.
 fn connection(
     port: &CompletionPort<Op>,
+    recv: RecvMode,
     socket: OwnedFd,
     ready: &mut Vec<Packet<Op>>,
 ) -> Result<(), String> {
@@ -341,7 +411,10 @@ fn connection(
             // the port.
             h.set_skip_on_success_writes(true);
             let h = Arc::new(h);
-            started(h.recv(vec![0; BUF], 0, Op::Recv(Arc::clone(&h))), ready)
+            match recv {
+                RecvMode::Own => started(h.recv(vec![0; BUF], 0, Op::Recv(Arc::clone(&h))), ready),
+                RecvMode::Provided => started(h.recv_provided(0, Op::Recv(Arc::clone(&h))), ready),
+            }
         }
         Err(iocport::Error::Closed) => Ok(()),
         Err(e) => Err(format!("associate a connection: {e}")),

@@ -33,6 +33,10 @@ enum Command {
     Copy(copy::Args),
     /// What this machine's kernel offers iocport.
     Info(info::Args),
+    /// Internal to `bench echo`: one of its in-process echo servers alone in a process, so that
+    /// its memory can be measured; prints `listening on ADDR`, stops when stdin closes.
+    #[command(name = "bench-echo-server", hide = true)]
+    BenchEchoServer(bench::EchoChildArgs),
 }
 
 /// `--backend` of `echo`, `serve` and `copy`: [`iocport::BackendChoice`] on the command line.
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::main(args),
         Command::Copy(args) => copy::main(args),
         Command::Info(args) => info::main(args),
+        Command::BenchEchoServer(args) => bench::echo_child_main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

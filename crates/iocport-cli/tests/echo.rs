@@ -17,9 +17,14 @@ struct Server {
 
 impl Server {
     fn start(threads: usize) -> Server {
+        Self::start_with(threads, &[])
+    }
+
+    fn start_with(threads: usize, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_iocport"))
             .args(["echo", "--listen", "127.0.0.1:0", "--threads"])
             .arg(threads.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -109,6 +114,38 @@ fn echoes_a_large_stream_in_order() {
     s.read_to_end(&mut back).unwrap();
     w.join().unwrap();
     assert_eq!(back.len(), data.len());
+    assert!(back == data, "the echo differs from what was sent");
+    assert!(server.signal(libc::SIGTERM).success());
+}
+
+// Catches: `--recv provided` losing, mixing or reordering bytes (a provided buffer given back
+// while its echo is still being sent, or to two connections at once), or running out of
+// buffers for good: more connections than the 256 buffers it starts with, and a long stream.
+#[test]
+fn echoes_with_provided_buffers() {
+    let server = Server::start_with(2, &["--recv", "provided"]);
+    let mut conns: Vec<TcpStream> = (0..300).map(|_| server.connect()).collect();
+    for round in 0..5u8 {
+        for c in conns.iter_mut() {
+            c.write_all(format!("round {round}").as_bytes()).unwrap();
+        }
+        for c in conns.iter_mut() {
+            let mut back = [0u8; 7];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(&back, format!("round {round}").as_bytes());
+        }
+    }
+    let mut s = server.connect();
+    let data: Vec<u8> = (0..2u32 << 20).map(|i| (i * 13 + i / 241) as u8).collect();
+    let mut writer = s.try_clone().unwrap();
+    let sent = data.clone();
+    let w = thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::with_capacity(data.len());
+    s.read_to_end(&mut back).unwrap();
+    w.join().unwrap();
     assert!(back == data, "the echo differs from what was sent");
     assert!(server.signal(libc::SIGTERM).success());
 }

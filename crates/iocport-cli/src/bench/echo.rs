@@ -14,6 +14,9 @@
 //! - `iocport`: one port, CPUs worker threads calling `get`; accept operations on the listener,
 //!   then recv and send operations per connection.
 //! - `iocport-interrupted`, `iocport-sqpoll`: the same server in the other submission modes.
+//! - `iocport-provided`: the same server with `--recv provided`: receives take a buffer from the
+//!   port's provided buffers when data arrives (`Handle::recv_provided`), so a waiting connection
+//!   holds none.
 //! - `iocport-epoll`: the same server on the epoll backend, forced (`iocport echo --backend
 //!   epoll`).
 //! - `iocport-c`: the C library's IOCP server, `examples/c/echo_server.c` (AcceptEx posted ahead,
@@ -27,6 +30,39 @@
 //! - `tokio`: the multi-thread runtime with CPUs workers, one task per connection
 //!   (`read` then `write_all`).
 //! - `thread-per-conn`: std's blocking `TcpStream`, one thread per connection.
+//!
+//! Case `echo_conn4000`: many mostly idle connections, and what they cost in memory. The client
+//! opens [`IDLE_CONNS`] connections ([`IDLE_CONNS_QUICK`] with `--quick`) and keeps them all open.
+//! Only [`IDLE_ACTIVE`] of them are active at a time: a connection's *turn* is [`IDLE_TURN`]
+//! round trips of the same [`MSG`]-byte ping-pong, and the turns go round the connections in order
+//! (a connection whose turn ends hands over to the next one that is idle). First the connections
+//! are made, [`CONNECT_BATCH`] at a time, each batch then doing one round trip per connection
+//! before the next is made: the server has then accepted each connection and has a receive
+//! pending on each, and its accept queue never overflowed; the server idles [`SETTLE`] and its
+//! resident set is read. Then the measured phase:
+//! turns of [`IDLE_TURN`] round trips for [`RUNTIME`] (a sixth of it with `--quick`) and, past that,
+//! until every connection has had at least one turn in this phase (each connection exchanges at
+//! least [`IDLE_TURN`] + 1 messages in all); then no turn starts and the ones under way end after
+//! their current round trip; the server idles [`SETTLE`] and its resident set is read again.
+//! Metrics: round trips per second of the measured phase (`req_per_s`: its round trips over its
+//! duration) and the server's resident memory per connection (`rss_per_conn_bytes`: the larger
+//! of the two readings, idle before and idle after the load, minus the reading taken once it
+//! listened and before the first connection, over the number of connections; `VmRSS` of
+//! `/proc/PID/status`, so user memory only: heap, stacks, rings, not the kernel's socket
+//! buffers). Lower is better. The larger reading is reported because a server may grow under the
+//! load (buffers taken on the first read, an allocator that keeps what it freed) and what it holds
+//! then is what its connections cost.
+//!
+//! To be measured alone, every server of this case runs in a child process: `iocport-c` as in
+//! the other cases, each other system in this binary run again as the hidden `iocport
+//! bench-echo-server SYSTEM` ([`super::echo_child`]; run as `/proc/self/exe`, so the very
+//! program of the run even when a build replaces it meanwhile), which serves with the very server
+//! of the other cases and follows the C server's protocol (`listening on ADDR` on stdout, stop
+//! when stdin closes). Both the bench process and the child raise their soft `RLIMIT_NOFILE` to the hard
+//! limit; when that is below the connections plus [`FD_MARGIN`], the case is skipped with a note.
+//! Every phase is bounded ([`IDLE_LIMIT`] past its end, [`IO_WAIT`] without progress), and a child
+//! is stopped (killed if need be) however the round ends. The case has 3 rounds and no warm-up
+//! round (each round starts a fresh server process anyway).
 //!
 //! Targets, on `echo_conn128` round trips per second: `iocport` at least `tokio`'s; `iocport-c`
 //! at least 0.9 times `iocport`'s (what the Win32 layer may cost) and at least `tokio`'s.
@@ -43,6 +79,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::child::{find_tool, Guard};
+use super::echo_child::{raise_nofile, vm_rss};
 use super::{
     cpus, epoll_note, percentile, run_case, say, Config, Contender, Flavor, Goal, Record, Report,
     Target, Values, IOCPORT, IOCPORT_FLAVORS, IO_WAIT,
@@ -53,6 +90,9 @@ const TOKIO: &str = "tokio";
 const THREADS: &str = "thread-per-conn";
 /// `examples/c/echo_server.c` on the C library.
 const IOCPORT_C: &str = "iocport-c";
+/// `iocport` whose connections receive into buffers the port provides when data arrives
+/// (`iocport echo --recv provided`, `Handle::recv_provided`): a waiting connection holds none.
+const IOCPORT_PROVIDED: &str = "iocport-provided";
 
 /// The size of one request (and of its echo).
 const MSG: usize = 128;
@@ -65,6 +105,32 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 /// How long the C server may take to print its address.
 const START_WAIT: Duration = Duration::from_secs(10);
 
+/// Connections of `echo_conn4000`.
+const IDLE_CONNS: usize = 4000;
+/// Connections of `echo_conn4000` with `--quick` (it runs in CI).
+const IDLE_CONNS_QUICK: usize = 400;
+/// How many connections of `echo_conn4000` are in a turn at a time.
+const IDLE_ACTIVE: usize = 128;
+/// Round trips in one turn of a connection of `echo_conn4000`'s measured phase.
+const IDLE_TURN: u32 = 4;
+/// Descriptors beyond one per connection that the client and the server may need.
+const FD_MARGIN: u64 = 64;
+/// How many connections `echo_conn4000` makes before it waits for a round trip on each: fewer
+/// than the smallest listen backlog of the servers (std's 128), so that the server's accept queue
+/// never overflows (a SYN dropped would stall a connect for a second).
+const CONNECT_BATCH: usize = 64;
+/// How long a phase of `echo_conn4000` (connecting with the first round trips, the load past its
+/// runtime) may take at most.
+const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long a server of `echo_conn4000` idles before its resident set is read.
+const SETTLE: Duration = Duration::from_millis(200);
+/// The hidden subcommand that runs one in-process server alone ([`super::echo_child`]).
+const CHILD_COMMAND: &str = "bench-echo-server";
+/// This very program, to run it again: not [`std::env::current_exe`]'s path, which a build
+/// during the run may replace with another program (or remove), but the kernel's link to the
+/// file this process runs, which stays valid as long as the process does.
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// Runs the suite.
 pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     let mut report = Report::default();
@@ -76,6 +142,62 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
             .records
             .extend(echo_case(cfg, conns, runtime, c_server.as_deref().ok())?);
     }
+    let idle_conns = if cfg.quick {
+        IDLE_CONNS_QUICK
+    } else {
+        IDLE_CONNS
+    };
+    let needed = idle_conns as u64 + FD_MARGIN;
+    let idle_cfg = cfg.with_rounds(3, false);
+    // Said after the notes that every case shares.
+    let idle_note = match raise_nofile() {
+        Ok(limit) if limit >= needed => {
+            report.records.extend(idle_case(
+                &idle_cfg,
+                idle_conns,
+                runtime,
+                c_server.as_deref().ok(),
+            )?);
+            format!(
+                "echo_conn4000: {idle_conns} connections held open{}, every server in a child \
+                 process (this binary as the hidden `iocport {CHILD_COMMAND} SYSTEM`, iocport-c \
+                 its own); {IDLE_ACTIVE} connections active at a time, turns going round the \
+                 connections in order: first, connections made {CONNECT_BATCH} at a time, \
+                 one round trip on each of a batch before the next, then turns of {IDLE_TURN} \
+                 round trips for {:.1}s and until every connection had a turn; req_per_s: round \
+                 trips of that phase over its duration; rss_per_conn_bytes: the child's VmRSS \
+                 (the larger of idle after the first round trips and idle after the load) minus \
+                 its VmRSS listening before any connection, over {idle_conns}; {} round(s), \
+                 no warm-up; RLIMIT_NOFILE soft limit raised to the hard limit ({limit}) in both \
+                 processes",
+                if cfg.quick {
+                    format!(" (--quick; {IDLE_CONNS} in a full run)")
+                } else {
+                    String::new()
+                },
+                runtime.as_secs_f64(),
+                idle_cfg.rounds,
+            )
+        }
+        Ok(limit) => {
+            let why = format!(
+                "the open-descriptor limit (hard limit {limit}) is below the {needed} that \
+                 {idle_conns} connections need"
+            );
+            report.missing.push(super::Missing {
+                system: "echo_conn4000: every system".into(),
+                why: format!("skipped: {why}"),
+            });
+            format!("echo_conn4000 skipped: {why}")
+        }
+        Err(e) => {
+            report.missing.push(super::Missing {
+                system: "echo_conn4000: every system".into(),
+                why: format!("skipped: {e}"),
+            });
+            format!("echo_conn4000 skipped: {e}")
+        }
+    };
     report.notes.push(format!(
         "echo_*: {MSG}-byte ping-pong for {:.1}s per round from one single-threaded mio client; \
          servers echo up to {SERVER_BUF} bytes per read; iocport and tokio use {} worker \
@@ -86,6 +208,12 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
     report.notes.push(epoll_note(
         "the echo server's port built with Builder::backend(BackendChoice::Epoll), as `iocport \
          echo --backend epoll` does",
+    ));
+    report.notes.push(format!(
+        "{IOCPORT_PROVIDED}: iocport's server receiving with recv_provided (`iocport echo --recv \
+         provided`): a connection's receive takes a {SERVER_BUF}-byte buffer from the port's \
+         provided buffers only when data arrives (io_uring: a provided buffer ring), and gives it \
+         back once the echo is sent; 256 buffers to start, 64 more whenever a receive finds none"
     ));
     match &c_server {
         Ok(_) => report.notes.push(format!(
@@ -102,6 +230,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
             });
         }
     }
+    report.notes.push(idle_note);
     report.targets.push(Target {
         case: "echo_conn128",
         metric: "req_per_s",
@@ -154,9 +283,12 @@ fn echo_case(
             })
         })
         .collect();
+    contenders.push(Contender::new(IOCPORT_PROVIDED, move || {
+        round(IocportServer::provided()?, conns, runtime)
+    }));
     if let Some(exe) = c_server {
         contenders.push(Contender::new(IOCPORT_C, move || {
-            round(CServer::start(exe, cpus())?, conns, runtime)
+            round(ChildServer::c(exe, cpus())?, conns, runtime)
         }));
     }
     contenders.push(Contender::new(TOKIO, move || {
@@ -166,6 +298,70 @@ fn echo_case(
         round(ThreadServer::start()?, conns, runtime)
     }));
     run_case(cfg, SUITE, &format!("echo_conn{conns}"), contenders)
+}
+
+/// Case `echo_conn4000` with `conns` connections: every system's server in a child process.
+fn idle_case(
+    cfg: &Config,
+    conns: usize,
+    runtime: Duration,
+    c_server: Option<&Path>,
+) -> Result<Vec<Record>, String> {
+    let mut contenders: Vec<Contender<'_>> = IOCPORT_FLAVORS
+        .iter()
+        .map(|&(system, _)| {
+            Contender::new(system, move || {
+                idle_round(ChildServer::bench(system)?, conns, runtime)
+            })
+        })
+        .collect();
+    if let Some(exe) = c_server {
+        contenders.push(Contender::new(IOCPORT_C, move || {
+            idle_round(ChildServer::c(exe, cpus())?, conns, runtime)
+        }));
+    }
+    for system in [IOCPORT_PROVIDED, TOKIO, THREADS] {
+        contenders.push(Contender::new(system, move || {
+            idle_round(ChildServer::bench(system)?, conns, runtime)
+        }));
+    }
+    run_case(
+        &cfg.with_rounds(3, false),
+        SUITE,
+        "echo_conn4000",
+        contenders,
+    )
+}
+
+/// The child side of `echo_conn4000` (`iocport bench-echo-server SYSTEM`): starts `system`'s
+/// in-process server, prints `listening on ADDR`, serves until stdin closes, then stops it.
+pub(super) fn serve_child(system: &str) -> Result<(), String> {
+    if let Some(&(_, flavor)) = IOCPORT_FLAVORS.iter().find(|(s, _)| *s == system) {
+        return serve_until_stdin_closes(IocportServer::start(flavor)?);
+    }
+    match system {
+        IOCPORT_PROVIDED => serve_until_stdin_closes(IocportServer::provided()?),
+        TOKIO => serve_until_stdin_closes(TokioServer::start()?),
+        THREADS => serve_until_stdin_closes(ThreadServer::start()?),
+        _ => Err(format!(
+            "{system:?} is not a system with an in-process echo server"
+        )),
+    }
+}
+
+/// Announces `server` on stdout, waits for the end of stdin, stops it.
+fn serve_until_stdin_closes(server: impl Server) -> Result<(), String> {
+    let announced = {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {}", server.addr()).and_then(|()| out.flush())
+    };
+    if let Err(e) = announced {
+        let _ = server.stop();
+        return Err(format!("cannot write the address: {e}"));
+    }
+    // Whatever is written to stdin is ignored; its end (or an error) means stop.
+    let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+    server.stop()
 }
 
 /// An echo server running on its own threads.
@@ -259,6 +455,28 @@ impl Conn {
     }
 }
 
+/// A client connection to `addr` (no Nagle delay, non-blocking), registered with `poll` under
+/// `token` for both directions.
+fn client_stream(
+    poll: &Poll,
+    addr: SocketAddr,
+    token: usize,
+) -> Result<mio::net::TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, IO_WAIT).map_err(|e| e.to_string())?;
+    s.set_nodelay(true)
+        .and_then(|()| s.set_nonblocking(true))
+        .map_err(|e| format!("socket options: {e}"))?;
+    let mut stream = mio::net::TcpStream::from_std(s);
+    poll.registry()
+        .register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|e| format!("epoll_ctl: {e}"))?;
+    Ok(stream)
+}
+
 /// The load: `conns` connections to `addr`, each in a request/echo loop, for `runtime`. All
 /// connections are made first; the clock starts when the first requests go out. The connections
 /// are closed when this returns.
@@ -266,19 +484,8 @@ fn load(addr: SocketAddr, conns: usize, runtime: Duration) -> Result<Values, Str
     let mut poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let mut all = Vec::with_capacity(conns);
     for i in 0..conns {
-        let s = TcpStream::connect_timeout(&addr, IO_WAIT)
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
-        s.set_nodelay(true)
-            .and_then(|()| s.set_nonblocking(true))
-            .map_err(|e| format!("socket options: {e}"))?;
-        let mut stream = mio::net::TcpStream::from_std(s);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| format!("epoll_ctl: {e}"))?;
+        let stream =
+            client_stream(&poll, addr, i).map_err(|e| format!("connect to {addr}: {e}"))?;
         all.push(Conn {
             stream,
             sent: 0,
@@ -331,6 +538,231 @@ fn load(addr: SocketAddr, conns: usize, runtime: Duration) -> Result<Values, Str
         ("req_per_s", tally.trips as f64 / elapsed),
         ("rtt_p99_ns", percentile(&tally.rtt_ns, 99.0) as f64),
     ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load of echo_conn4000: many connections, few active at a time
+
+/// One round of `echo_conn4000`: the idle load against a server in a child process, then the
+/// server stopped (also when the load failed; its guard kills it if it does not stop).
+fn idle_round(server: ChildServer, conns: usize, runtime: Duration) -> Result<Values, String> {
+    let load = idle_load(&server, conns, runtime);
+    let stopped = server.stop();
+    let values = load?;
+    stopped?;
+    Ok(values)
+}
+
+/// One connection of `echo_conn4000`.
+struct IdleConn {
+    stream: mio::net::TcpStream,
+    /// Bytes of the current request written so far.
+    sent: usize,
+    /// Bytes of its echo read so far.
+    got: usize,
+    /// The echo being read.
+    buf: [u8; MSG],
+    /// Round trips left in its turn; 0 while it is idle.
+    left: u32,
+}
+
+impl IdleConn {
+    /// Makes progress until the socket would block or the turn is over: writes the rest of the
+    /// request, reads the echo, starts the next request while the turn lasts. The round trips
+    /// completed.
+    fn drive(&mut self, msg: &[u8; MSG]) -> Result<u64, String> {
+        let mut trips = 0;
+        while self.left > 0 {
+            if self.sent < MSG {
+                match self.stream.write(&msg[self.sent..]) {
+                    Ok(0) => return Err("the server stopped accepting data".to_owned()),
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("client write: {e}")),
+                }
+            } else {
+                match self.stream.read(&mut self.buf[self.got..]) {
+                    Ok(0) => return Err("the server closed a connection".to_owned()),
+                    Ok(n) => self.got += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("client read: {e}")),
+                }
+                if self.got == MSG {
+                    if self.buf != *msg {
+                        return Err("the echo differs from the request".to_owned());
+                    }
+                    trips += 1;
+                    self.left -= 1;
+                    self.sent = 0;
+                    self.got = 0;
+                }
+            }
+        }
+        Ok(trips)
+    }
+}
+
+/// The load of `echo_conn4000` against `server`: its resident set read listening, then `conns`
+/// connections made and each given a turn of one round trip, the resident set read idle, the
+/// measured phase (turns of [`IDLE_TURN`] round trips for `runtime` and until every connection
+/// had one), the resident set read idle again. See the module's documentation. The connections
+/// are closed when this returns.
+fn idle_load(server: &ChildServer, conns: usize, runtime: Duration) -> Result<Values, String> {
+    let addr = server.addr();
+    let pid = server.pid;
+    thread::sleep(SETTLE);
+    let listening = vm_rss(pid)?;
+    let mut poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut all = Vec::with_capacity(conns);
+    let limit = Instant::now() + IDLE_LIMIT;
+    while all.len() < conns {
+        let first = all.len();
+        connect_idle(&poll, addr, CONNECT_BATCH.min(conns - first), &mut all)?;
+        rotate(&mut poll, &mut all, first, 1, |covered| covered, limit)
+            .map_err(|e| format!("{e} (connections {}..{})", first + 1, all.len()))?;
+    }
+    thread::sleep(SETTLE);
+    let idle = vm_rss(pid)?;
+    let start = Instant::now();
+    let deadline = start + runtime;
+    let trips = rotate(
+        &mut poll,
+        &mut all,
+        0,
+        IDLE_TURN,
+        |covered| covered && Instant::now() >= deadline,
+        deadline + IDLE_LIMIT,
+    )?;
+    let elapsed = start.elapsed().as_secs_f64();
+    thread::sleep(SETTLE);
+    let after = vm_rss(pid)?;
+    if trips == 0 {
+        return Err("no round trip completed".to_owned());
+    }
+    let grown = idle.max(after).saturating_sub(listening);
+    Ok(vec![
+        ("req_per_s", trips as f64 / elapsed),
+        ("rss_per_conn_bytes", grown as f64 / conns as f64),
+    ])
+}
+
+/// `count` more connections to `addr` at the end of `all`, made one after the other,
+/// non-blocking, registered with `poll` (edge-triggered) under their index in `all`, idle.
+fn connect_idle(
+    poll: &Poll,
+    addr: SocketAddr,
+    count: usize,
+    all: &mut Vec<IdleConn>,
+) -> Result<(), String> {
+    for _ in 0..count {
+        let i = all.len();
+        let stream = client_stream(poll, addr, i)
+            .map_err(|e| format!("connect to {addr} (connection {}): {e}", i + 1))?;
+        all.push(IdleConn {
+            stream,
+            sent: 0,
+            got: 0,
+            buf: [0; MSG],
+            left: 0,
+        });
+    }
+    Ok(())
+}
+
+/// Turns of `per_turn` round trips, [`IDLE_ACTIVE`] connections of `all[from..]` at a time, handed
+/// round them in order, until `enough(every one of them has finished a turn)` holds; then no turn
+/// starts and the turns under way end after their current round trip. The round trips completed.
+/// An error when the turns are not over by `limit`, or nothing moves for [`IO_WAIT`]. The
+/// connections before `from` must be idle.
+fn rotate(
+    poll: &mut Poll,
+    all: &mut [IdleConn],
+    from: usize,
+    per_turn: u32,
+    enough: impl Fn(bool) -> bool,
+    limit: Instant,
+) -> Result<u64, String> {
+    let all = &mut all[from..];
+    let n = all.len();
+    let active = IDLE_ACTIVE.min(n);
+    let msg = request();
+    // Whether each connection has finished a turn, and how many have.
+    let mut served = vec![false; n];
+    let mut covered = 0;
+    // Connections in a turn, the next one to get a turn, those to drive now.
+    let mut busy = 0;
+    let mut next = 0;
+    let mut ready: Vec<usize> = Vec::new();
+    let mut ending = n == 0;
+    let mut trips = 0u64;
+    let mut events = Events::with_capacity(1024);
+    let mut last_progress = (Instant::now(), 0u64);
+    loop {
+        while let Some(i) = ready.pop() {
+            let c = &mut all[i];
+            if c.left == 0 {
+                continue;
+            }
+            trips += c.drive(&msg)?;
+            if c.left == 0 {
+                busy -= 1;
+                if !served[i] {
+                    served[i] = true;
+                    covered += 1;
+                }
+            }
+        }
+        if !ending && enough(covered == n) {
+            ending = true;
+            for c in all.iter_mut().filter(|c| c.left > 1) {
+                c.left = 1;
+            }
+        }
+        if !ending && busy < active {
+            while busy < active {
+                // Fewer than `active` <= n are busy: an idle connection is found.
+                while all[next].left > 0 {
+                    next = (next + 1) % n;
+                }
+                all[next].left = per_turn;
+                ready.push(next);
+                busy += 1;
+                next = (next + 1) % n;
+            }
+            continue;
+        }
+        if busy == 0 {
+            return Ok(trips);
+        }
+        let now = Instant::now();
+        if now >= limit {
+            return Err(format!(
+                "the turns did not end in time ({covered} of {n} connections had one)"
+            ));
+        }
+        if trips != last_progress.1 {
+            last_progress = (now, trips);
+        } else if now - last_progress.0 > IO_WAIT {
+            return Err(format!("no echo for {IO_WAIT:?}"));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(10)))
+            .or_else(|e| {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    Ok(())
+                } else {
+                    Err(format!("epoll_wait: {e}"))
+                }
+            })?;
+        // The idle connections before `from` may still report an edge (writable again).
+        ready.extend(
+            events
+                .iter()
+                .filter_map(|ev| ev.token().0.checked_sub(from))
+                .filter(|&i| i < n),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,9 +933,18 @@ struct IocportServer(crate::echo::Server);
 
 impl IocportServer {
     fn start(flavor: Flavor) -> Result<IocportServer, String> {
+        Self::start_with(flavor, crate::echo::RecvMode::Own)
+    }
+
+    /// `iocport-provided`: the default flavor, receiving into provided buffers.
+    fn provided() -> Result<IocportServer, String> {
+        Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Provided)
+    }
+
+    fn start_with(flavor: Flavor, recv: crate::echo::RecvMode) -> Result<IocportServer, String> {
         let listener = TcpListener::bind(any_port()).map_err(|e| format!("bind: {e}"))?;
         let server =
-            crate::echo::Server::start(listener, cpus(), flavor.mode, flavor.backend, None)?;
+            crate::echo::Server::start(listener, cpus(), flavor.mode, flavor.backend, None, recv)?;
         match super::check_backend(flavor.backend, server.backend()) {
             Ok(()) => Ok(IocportServer(server)),
             Err(e) => {
@@ -633,9 +1074,15 @@ fn run_tool(name: &str, cmd: &mut Command) -> Result<String, String> {
     ))
 }
 
-/// The C server, a child process: `echo_server 0 THREADS`.
-struct CServer {
+/// A server in a child process that prints `listening on 127.0.0.1:PORT` on stdout and stops when
+/// its stdin closes: the C server (`echo_server 0 THREADS`), or one of this binary's own servers
+/// alone in a process (`iocport bench-echo-server SYSTEM`, for `echo_conn4000`).
+struct ChildServer {
     guard: Guard,
+    /// The server's name in messages, e.g. `the C server`.
+    name: String,
+    /// Its process id (for its resident set).
+    pid: u32,
     addr: SocketAddr,
     /// Its standard input: closing it stops the server.
     stdin: Option<ChildStdin>,
@@ -643,24 +1090,47 @@ struct CServer {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-impl CServer {
-    /// Starts it and waits (up to [`START_WAIT`]) for `listening on 127.0.0.1:PORT`.
-    fn start(exe: &Path, threads: usize) -> Result<CServer, String> {
+impl ChildServer {
+    /// The C server at `exe` with `threads` worker threads.
+    fn c(exe: &Path, threads: usize) -> Result<ChildServer, String> {
         let mut cmd = Command::new(exe);
-        cmd.arg("0")
-            .arg(threads.to_string())
-            .stdin(Stdio::piped())
+        cmd.arg("0").arg(threads.to_string());
+        ChildServer::start("the C server", IOCPORT_C, cmd, |_| false)
+    }
+
+    /// `system`'s in-process server alone in a child process: this binary run again as
+    /// `iocport bench-echo-server SYSTEM`.
+    fn bench(system: &str) -> Result<ChildServer, String> {
+        let mut cmd = Command::new(SELF_EXE);
+        cmd.arg(CHILD_COMMAND).arg(system);
+        ChildServer::start(&format!("the {system} server"), system, cmd, |_| false)
+    }
+
+    /// Starts `cmd` and waits (up to [`START_WAIT`]) for `listening on 127.0.0.1:PORT` as its
+    /// first line on stdout, but for the lines before that `preamble` accepts (a test harness's
+    /// own, when a test runs itself as the server). `name` is the server's in messages,
+    /// `program` the process's.
+    fn start(
+        name: &str,
+        program: &str,
+        mut cmd: Command,
+        preamble: fn(&str) -> bool,
+    ) -> Result<ChildServer, String> {
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut guard = Guard::spawn(IOCPORT_C, &mut cmd)?;
-        let child = guard.child().ok_or("the C server has no process")?;
+        let mut guard = Guard::spawn(program, &mut cmd)?;
+        let child = guard
+            .child()
+            .ok_or_else(|| format!("{name} has no process"))?;
+        let pid = child.id();
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-            return Err("the C server's output is not piped".into());
+            return Err(format!("{name}'s output is not piped"));
         };
         // Both pipes are read to their end, so that they never fill: stderr's last lines are
-        // kept, stdout's first line is handed over.
+        // kept, stdout's first line (after the preamble) is handed over.
         let log = Arc::new(Mutex::new(Vec::new()));
         {
             let log = Arc::clone(&log);
@@ -678,8 +1148,12 @@ impl CServer {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if !preamble(&line) {
+                    let _ = tx.send(line);
+                    break;
+                }
             }
             lines.for_each(drop);
         });
@@ -687,7 +1161,7 @@ impl CServer {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(format!(
-                    "the C server printed no address within {START_WAIT:?}: {}",
+                    "{name} printed no address within {START_WAIT:?}: {}",
                     log_tail(&log)
                 ))
             }
@@ -696,7 +1170,7 @@ impl CServer {
                 // Let the reader store the last lines.
                 thread::sleep(Duration::from_millis(20));
                 return Err(format!(
-                    "the C server exited ({status}) before listening: {}",
+                    "{name} exited ({status}) before listening: {}",
                     log_tail(&log)
                 ));
             }
@@ -704,9 +1178,11 @@ impl CServer {
         let addr = line
             .strip_prefix("listening on ")
             .and_then(|a| a.trim().parse().ok())
-            .ok_or_else(|| format!("the C server printed {line:?}, not `listening on ADDR`"))?;
-        Ok(CServer {
+            .ok_or_else(|| format!("{name} printed {line:?}, not `listening on ADDR`"))?;
+        Ok(ChildServer {
             guard,
+            name: name.to_owned(),
+            pid,
             addr,
             stdin,
             log,
@@ -724,7 +1200,7 @@ fn log_tail(log: &Mutex<Vec<String>>) -> String {
     }
 }
 
-impl Server for CServer {
+impl Server for ChildServer {
     fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -733,9 +1209,10 @@ impl Server for CServer {
     /// otherwise). What it printed on stderr counts as failure too: the server is quiet unless
     /// something went wrong.
     fn stop(mut self) -> Result<(), String> {
+        let name = &self.name;
         if let Some(status) = self.guard.try_wait()? {
             return Err(format!(
-                "the C server exited ({status}) during the load: {}",
+                "{name} exited ({status}) during the load: {}",
                 log_tail(&self.log)
             ));
         }
@@ -746,9 +1223,9 @@ impl Server for CServer {
         let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match (status.success(), log.is_empty()) {
             (true, true) => Ok(()),
-            (true, false) => Err(format!("the C server reported: {}", log.join(" | "))),
+            (true, false) => Err(format!("{name} reported: {}", log.join(" | "))),
             (false, _) => Err(format!(
-                "the C server exited with {status}: {}",
+                "{name} exited with {status}: {}",
                 log_tail(&self.log)
             )),
         }
@@ -758,6 +1235,7 @@ impl Server for CServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::IOCPORT_EPOLL;
 
     #[test]
     fn every_server_serves_the_load() {
@@ -771,12 +1249,95 @@ mod tests {
                     IocportServer::start(flavor).unwrap_or_else(|e| panic!("{system}: {e}"));
                 let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
                 assert!(v[0].1 > 0.0);
+                let server = IocportServer::start_with(flavor, crate::echo::RecvMode::Provided)
+                    .unwrap_or_else(|e| panic!("{system} provided: {e}"));
+                let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
+                assert!(v[0].1 > 0.0, "{system} with provided buffers");
             }
             let v = round(TokioServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
             let v = round(ThreadServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
         }
+    }
+
+    /// The turns of `echo_conn4000` reach every connection, `IDLE_ACTIVE` at a time (with fewer
+    /// connections than that and with more): the rotation ends only once each has had a whole
+    /// turn, and it ends with every connection idle, no request half done.
+    #[test]
+    fn turns_go_round_every_connection() {
+        let server = TokioServer::start().unwrap();
+        for conns in [50, 300] {
+            let mut poll = Poll::new().unwrap();
+            let mut all = Vec::new();
+            let limit = Instant::now() + IDLE_LIMIT;
+            connect_idle(&poll, server.addr(), 10, &mut all).unwrap();
+            let trips = rotate(&mut poll, &mut all, 0, 1, |covered| covered, limit).unwrap();
+            assert!(trips >= 10, "{trips}");
+            connect_idle(&poll, server.addr(), conns - 10, &mut all).unwrap();
+            let trips = rotate(&mut poll, &mut all, 10, 1, |covered| covered, limit).unwrap();
+            assert!(trips >= conns as u64 - 10, "{conns}: {trips}");
+            let trips = rotate(&mut poll, &mut all, 0, 3, |covered| covered, limit).unwrap();
+            assert!(trips >= 3 * conns as u64, "{conns}: {trips}");
+            assert!(all.iter().all(|c| c.left == 0 && c.sent == 0 && c.got == 0));
+        }
+        server.stop().unwrap();
+    }
+
+    /// The environment variable that makes [`child_server_entry`] a server.
+    const CHILD_ENV: &str = "IOCPORT_TEST_ECHO_CHILD";
+
+    /// Not a test by itself: run again as a child process with [`CHILD_ENV`] set to a system, this
+    /// test binary serves as `iocport bench-echo-server SYSTEM` does (the test binary has no
+    /// `main` of the command). Without the variable it does nothing.
+    #[test]
+    fn child_server_entry() {
+        if let Ok(system) = std::env::var(CHILD_ENV) {
+            raise_nofile().unwrap();
+            serve_child(&system).unwrap();
+        }
+    }
+
+    /// `system`'s server in a child process: this test binary running [`child_server_entry`].
+    fn test_child(system: &str) -> ChildServer {
+        let mut cmd = Command::new(SELF_EXE);
+        cmd.args([
+            "--exact",
+            "bench::echo::tests::child_server_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(CHILD_ENV, system);
+        // What the test harness prints before the test runs: `running 1 test` and blank lines.
+        let preamble = |line: &str| line.trim().is_empty() || line.starts_with("running ");
+        ChildServer::start(&format!("the {system} server"), system, cmd, preamble)
+            .unwrap_or_else(|e| panic!("{system}: {e}"))
+    }
+
+    /// `echo_conn4000`'s round with 200 connections against in-process servers run alone in a
+    /// child process: round trips were served, and the memory per connection is positive and
+    /// below 1 MiB (thread-per-conn: its stacks are mostly not resident).
+    #[test]
+    fn idle_connections_are_measured_in_a_child() {
+        let conns = 200;
+        assert!(raise_nofile().unwrap() >= conns as u64 + FD_MARGIN);
+        for system in [IOCPORT, IOCPORT_EPOLL, TOKIO, THREADS] {
+            let v = idle_round(test_child(system), conns, Duration::from_millis(200))
+                .unwrap_or_else(|e| panic!("{system}: {e}"));
+            let get = |metric: &str| v.iter().find(|(m, _)| *m == metric).unwrap().1;
+            assert!(get("req_per_s") > 0.0, "{system}: {v:?}");
+            let rss = get("rss_per_conn_bytes");
+            assert!(rss > 0.0 && rss < (1 << 20) as f64, "{system}: {v:?}");
+            eprintln!("{system}: {v:?}");
+        }
+    }
+
+    /// The hidden subcommand's servers: an unknown system is refused before anything listens.
+    #[test]
+    fn the_child_knows_its_systems() {
+        let e = serve_child("nginx").unwrap_err();
+        assert!(e.contains("\"nginx\""), "{e}");
     }
 
     /// A directory of this test's own, removed when dropped.
@@ -827,7 +1388,7 @@ mod tests {
             compile_c_server(&root, &prefix, &cc, &pkg_config, &dir.0.join("echo_server")).unwrap();
         let t = Duration::from_millis(100);
         for conns in [1, 8] {
-            let server = CServer::start(&exe, 2).unwrap();
+            let server = ChildServer::c(&exe, 2).unwrap();
             let v = round(server, conns, t).unwrap();
             assert!(v[0].1 > 0.0);
         }
@@ -852,19 +1413,19 @@ mod tests {
              echo 'listening on 127.0.0.1:4321'\n\
              cat >/dev/null",
         );
-        let server = CServer::start(&good, 3).unwrap();
+        let server = ChildServer::c(&good, 3).unwrap();
         assert_eq!(server.addr(), SocketAddr::from((Ipv4Addr::LOCALHOST, 4321)));
         server.stop().unwrap();
 
         let failing = script("failing", "echo 'WSAStartup failed' >&2; exit 1");
-        let e = CServer::start(&failing, 2).err().unwrap();
+        let e = ChildServer::c(&failing, 2).err().unwrap();
         assert!(
             e.contains("before listening") && e.contains("WSAStartup failed"),
             "{e}"
         );
 
         let nonsense = script("nonsense", "echo 'hello'; cat >/dev/null");
-        let e = CServer::start(&nonsense, 2).err().unwrap();
+        let e = ChildServer::c(&nonsense, 2).err().unwrap();
         assert!(e.contains("\"hello\""), "{e}");
 
         let complaining = script(
@@ -872,7 +1433,7 @@ mod tests {
             "echo 'listening on 127.0.0.1:4322'; cat >/dev/null; \
              echo 'echo_server: WSASend failed: 10055' >&2",
         );
-        let server = CServer::start(&complaining, 2).unwrap();
+        let server = ChildServer::c(&complaining, 2).unwrap();
         let e = server.stop().unwrap_err();
         assert!(e.contains("WSASend failed: 10055"), "{e}");
 
@@ -880,7 +1441,7 @@ mod tests {
             "crashing",
             "echo 'listening on 127.0.0.1:4323'; cat >/dev/null; exit 3",
         );
-        let server = CServer::start(&crashing, 2).unwrap();
+        let server = ChildServer::c(&crashing, 2).unwrap();
         let e = server.stop().unwrap_err();
         assert!(e.contains("exited with"), "{e}");
     }

@@ -21,6 +21,7 @@
 //! Metric names carry their unit, and
 //! the unit says which direction is better: a name ending in `_per_s` is a rate (higher is better),
 //! and so is `iops` (I/O operations per second, the file suite's metric, named as fio names it);
+//! a name ending in `_bytes` is an amount of memory (lower is better, shown in B, KiB or MiB);
 //! anything else is a time in nanoseconds (lower is better).
 //!
 //! # What a run writes
@@ -49,6 +50,7 @@ mod chart;
 mod child;
 mod copy;
 mod echo;
+mod echo_child;
 mod file;
 mod http;
 mod markdown;
@@ -56,6 +58,8 @@ mod nop;
 mod port;
 mod results;
 mod wake;
+
+pub(crate) use echo_child::{main as echo_child_main, Args as EchoChildArgs};
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -331,7 +335,7 @@ pub(crate) fn ratio_to_peer(r: &Record, records: &[Record]) -> Option<(f64, Opti
     (ours.value > 0.0 && r.value > 0.0).then(|| (speedup(&r.metric, ours.value, r.value), None))
 }
 
-/// Whether a larger value of `metric` is better (a rate) or worse (a time).
+/// Whether a larger value of `metric` is better (a rate) or worse (a time, an amount of memory).
 pub(crate) fn higher_is_better(metric: &str) -> bool {
     metric.ends_with("_per_s") || metric == "iops"
 }
@@ -1123,11 +1127,21 @@ pub(crate) fn project_root() -> Option<PathBuf> {
 // Showing values
 
 /// A value scaled to a readable unit: `(value / divisor, unit)`. Rates of bytes in MiB/s or GiB/s,
-/// other rates in /s, k/s or M/s, times in ns (below 10 us), us (below 10 ms) or ms.
+/// other rates in /s, k/s or M/s, amounts of memory (`_bytes`) in B, KiB (from 1 KiB) or MiB (from
+/// 1 MiB), times in ns (below 10 us), us (below 10 ms) or ms.
 pub(crate) fn unit_for(metric: &str, value: f64) -> (f64, &'static str) {
+    const KIB: f64 = 1024.0;
     const MIB: f64 = (1u64 << 20) as f64;
     const GIB: f64 = (1u64 << 30) as f64;
-    if metric.starts_with("bytes") && higher_is_better(metric) {
+    if metric.ends_with("_bytes") {
+        if value >= MIB {
+            (MIB, "MiB")
+        } else if value >= KIB {
+            (KIB, "KiB")
+        } else {
+            (1.0, "B")
+        }
+    } else if metric.starts_with("bytes") && higher_is_better(metric) {
         if value >= GIB {
             (GIB, "GiB/s")
         } else {
@@ -1154,7 +1168,7 @@ pub(crate) fn unit_for(metric: &str, value: f64) -> (f64, &'static str) {
 pub(crate) fn show_value(metric: &str, value: f64) -> String {
     let (div, unit) = unit_for(metric, value);
     let v = value / div;
-    if unit == "M/s" || unit.ends_with("iB/s") {
+    if unit == "M/s" || unit.ends_with("iB/s") || unit.ends_with("iB") {
         format!("{v:.2} {unit}")
     } else {
         format!("{v:.1} {unit}")
@@ -1460,6 +1474,14 @@ mod tests {
         assert_eq!(show_value("ops_per_s", 12_920_000.0), "12.92 M/s");
         assert_eq!(show_value("bytes_per_s", 512.0 * 1048576.0), "512.00 MiB/s");
         assert_eq!(show_value("bytes_per_s", 2.5 * 1073741824.0), "2.50 GiB/s");
+        assert_eq!(show_value("rss_per_conn_bytes", 700.0), "700.0 B");
+        assert_eq!(show_value("rss_per_conn_bytes", 9_472.0), "9.25 KiB");
+        assert_eq!(
+            show_value("rss_per_conn_bytes", 3.0 * 1048576.0),
+            "3.00 MiB"
+        );
+        assert!(!higher_is_better("rss_per_conn_bytes"));
+        assert_eq!(speedup("rss_per_conn_bytes", 4096.0, 8192.0), 2.0);
         assert_eq!(show_value("rtt_p99_ns", 621.0), "621.0 ns");
         assert_eq!(show_value("rtt_p99_ns", 9_304.0), "9304.0 ns");
         assert_eq!(show_value("p99_ns", 3_495_000.0), "3495.0 us");
