@@ -204,6 +204,19 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
                 factor: 0.9,
             },
         });
+        if mode == Mode::Direct {
+            // Low depth, where the wake-ups per completion show (issue 11).
+            report
+                .targets
+                .extend(["file_direct_qd1", "file_direct_qd16"].map(|case| Target {
+                    case,
+                    metric: "iops",
+                    goal: Goal::AtLeastFactorOf {
+                        peer: FIO_URING,
+                        factor: 0.9,
+                    },
+                }));
+        }
     }
     drop(file);
     Ok(report)

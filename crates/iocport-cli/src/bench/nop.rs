@@ -50,7 +50,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
         metric: "ops_per_s",
         goal: Goal::AtLeastFactorOf {
             peer: RAW,
-            factor: 0.7,
+            factor: 0.8,
         },
     });
     Ok(report)
