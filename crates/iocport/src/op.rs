@@ -210,6 +210,15 @@ impl<B: IoBuf> Request<B> {
                 "more than 2,147,483,646 bytes in one transmit_file",
                 *len as usize,
             )),
+            // Splice and sendfile take a signed offset (-1 would mean the file position).
+            Request::TransmitFile { offset, len, .. }
+                if offset.saturating_add(u64::from(*len)) > i64::MAX as u64 =>
+            {
+                Err((
+                    "the range ends past the largest file offset (2^63 - 1)",
+                    *len as usize,
+                ))
+            }
             _ => Ok(()),
         }
     }

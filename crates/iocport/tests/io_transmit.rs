@@ -123,6 +123,15 @@ fn bad_lengths_are_typed_errors_with_the_value_back() {
             other => panic!("len {len}: {other:?}"),
         }
     }
+    // A range past the largest offset (u64::MAX would read as the file position on io_uring).
+    for offset in [u64::MAX, i64::MAX as u64] {
+        let e = h.transmit_file(as_file(&file), offset, 10, 9).unwrap_err();
+        assert!(
+            matches!(e.error, Error::InvalidBuffer { .. }),
+            "{:?}",
+            e.error
+        );
+    }
     assert_eq!(port.stats().queued, 0);
 }
 
