@@ -51,10 +51,14 @@
 //! packet, one when the leader keeps its role (BENCHMARKS.md, `file_direct_qd1`).
 //!
 //! While the leader is away nobody waits in the kernel. A thread that calls `get` takes the role
-//! at once (it is awake anyway); a worker that enters a blocking section hands it to the top
-//! follower (`Associated::release`); and the top follower parks for at most [`TAKEOVER`] at a
-//! time and takes the role over if the leader has been away for a whole period, so completions
-//! are watched again within two periods even if the leader never comes back.
+//! at once (it is awake anyway); a worker that enters a blocking section, or whose `get(0)` finds
+//! nothing, hands it to the top follower (`hand_off_away`); and the follower on top of the stack
+//! keeps watch: it parks for at most [`TAKEOVER`] at a time and takes the role over if the leader
+//! has been away for a whole period, so completions are watched again within two periods even if
+//! the leader never comes back. Whoever sends the leader away, or changes the top of the stack
+//! while it is away, wakes a top follower that does not keep watch yet (`keep_watch`). A port
+//! where the leader has not left for a whole period is quiet: its followers then park until
+//! woken, instead of looking 200 times a second for nothing.
 //!
 //! The alternative, a dedicated reaper thread that waits in the kernel and posts every completion to
 //! the port, costs two wake-ups per completion and a thread that competes for the CPUs. Measured with
@@ -191,6 +195,10 @@ struct Waiter<T, B> {
     thread: Thread,
     /// The thread's [`thread::mark`].
     mark: usize,
+    /// Set under the port lock: the waiter parks for at most [`TAKEOVER`] (it keeps watch over
+    /// the leader, see `Inner::watch`); else it parks until woken, and whoever sends the leader
+    /// away or moves this waiter to the top while the leader is away wakes it (`keep_watch`).
+    watching: AtomicBool,
 }
 
 impl<T, B> Waiter<T, B> {
@@ -230,6 +238,7 @@ fn my_waiter<T: 'static, B: 'static>() -> Arc<Waiter<T, B>> {
             slot: Mutex::new(None),
             thread: current(),
             mark: thread::mark(),
+            watching: AtomicBool::new(false),
         });
         *cell = Some(Box::new(w.clone()));
         w
@@ -321,6 +330,9 @@ struct Inner<T, B: IoBuf> {
     sleepers: CachePadded<AtomicUsize>,
     /// Times a follower took the leader role over from a leader away too long (`TAKEOVER`).
     takeovers: AtomicU64,
+    /// The [`thread::mark`] of the leader while it is away, else 0: lets a thread that stops
+    /// waiting (`hand_off_away`) tell without the lock that it is not the away leader.
+    away_mark: AtomicUsize,
     shards: [CachePadded<Shard>; SHARDS],
     state: Mutex<State<T, B>>,
     /// `CompletionPort` handles alive; the last one to drop closes the port.
@@ -458,13 +470,18 @@ impl<T, B: IoBuf> Inner<T, B> {
     /// If the thread of `mark` is the leader, away, gives the role to the top follower (or to
     /// nobody: the next thread that waits takes it).
     fn hand_off_away(&self, mark: usize) {
+        // Only the away leader itself stores its mark, and others only replace it: a thread that
+        // reads another value is not the away leader.
+        if self.away_mark.load(Ordering::Relaxed) != mark {
+            return;
+        }
         let next = {
             let mut st = lock(&self.state);
             if !(st.leader_away && st.leader.as_ref().is_some_and(|l| l.mark == mark)) {
                 return;
             }
             st.leader = None;
-            self.set_away(&mut st, false);
+            let _ = self.set_away(&mut st, false);
             // The follower moves from the stack to the leader's place: still one sleeper.
             st.top_to_leader()
         };
@@ -474,29 +491,55 @@ impl<T, B: IoBuf> Inner<T, B> {
     }
 
     /// Marks the leader away (it took a packet) or back (it, or a thread taking its place, waits
-    /// again).
-    fn set_away(&self, st: &mut State<T, B>, away: bool) {
+    /// again). Going away, it returns the top follower if that one must be woken to keep watch
+    /// (`keep_watch`).
+    fn set_away(&self, st: &mut State<T, B>, away: bool) -> Option<Arc<Waiter<T, B>>> {
         st.leader_away = away;
+        let mark = match &st.leader {
+            Some(l) if away => l.mark,
+            _ => 0,
+        };
+        self.away_mark.store(mark, Ordering::Relaxed);
         if away {
             st.away_epoch += 1;
         }
+        Self::keep_watch(st)
     }
 
-    /// Whether follower `w` keeps watch over the leader while it parks: `None` if not (no I/O, or
-    /// not the top follower); else `Some(epoch)` if the leader is away (since departure `epoch`),
-    /// `Some(None)` if it is not (the watch looks again after one period).
-    fn watch(&self, w: &Arc<Waiter<T, B>>) -> Option<Option<u64>> {
+    /// While the leader is away, the follower on top of the stack must keep watch (park for at
+    /// most [`TAKEOVER`]): if it does not (it parked below another, or while the port was idle),
+    /// marks it watching and returns it, for the caller to wake once the lock is released. Called
+    /// wherever the leader goes away or the top changes while it is.
+    fn keep_watch(st: &State<T, B>) -> Option<Arc<Waiter<T, B>>> {
+        if !st.leader_away {
+            return None;
+        }
+        let top = st.waiters.last()?;
+        if top.watching.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(top.clone())
+    }
+
+    /// How follower `w` parks: `None` to park until woken (no I/O, not the top follower, or the
+    /// port quiet: the leader has not left since `seen`, the departure the follower last saw);
+    /// else for one [`TAKEOVER`] period, with `Some(epoch)` if the leader is away (since departure
+    /// `epoch`), `Some(None)` if it is not but has been lately (the next departure needs no wake-up).
+    fn watch(&self, w: &Arc<Waiter<T, B>>, seen: &mut Option<u64>) -> Option<Option<u64>> {
         self.io.get()?;
         let st = lock(&self.state);
-        if !st.waiters.last().is_some_and(|x| Arc::ptr_eq(x, w)) {
-            return None;
-        }
-        // Under loom a timed park ends at once: looking while the leader is not away would spin.
-        // `step_away` wakes the top follower instead.
-        if cfg!(loom) && !st.leader_away {
-            return None;
-        }
-        Some(st.leader_away.then_some(st.away_epoch))
+        let look = if !st.waiters.last().is_some_and(|x| Arc::ptr_eq(x, w)) {
+            None
+        } else if st.leader_away {
+            Some(Some(st.away_epoch))
+        } else if *seen != Some(st.away_epoch) {
+            Some(None)
+        } else {
+            None
+        };
+        *seen = Some(st.away_epoch);
+        w.watching.store(look.is_some(), Ordering::Relaxed);
+        look
     }
 
     /// The calling thread stops counting as active. If that frees a slot for a waiter while a packet
@@ -549,9 +592,13 @@ impl<T, B: IoBuf> Inner<T, B> {
             if w.holds_slot.load(Ordering::Relaxed) {
                 st.holders -= 1;
             }
+            let top = Self::keep_watch(&st);
             drop(st);
             self.shard().delivered.fetch_add(1, Ordering::Relaxed);
             w.deliver(packet);
+            if let Some(top) = top {
+                top.thread.unpark();
+            }
         }
     }
 
@@ -724,10 +771,10 @@ impl<T: Send + 'static, B: IoBuf> Associated for Arc<Inner<T, B>> {
         Inner::id(self)
     }
 
-    fn release(&self) {
+    fn release(&self, mark: usize) {
         // A leader away that now blocks (or exits) would leave the kernel unwatched: hand the
         // role on. (The thread's waiter may be gone already when it exits: it is known by mark.)
-        self.hand_off_away(thread::mark());
+        self.hand_off_away(mark);
         self.release_slot();
     }
 
@@ -850,6 +897,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 active: CachePadded::new(AtomicUsize::new(0)),
                 sleepers: CachePadded::new(AtomicUsize::new(0)),
                 takeovers: AtomicU64::new(0),
+                away_mark: AtomicUsize::new(0),
                 shards: std::array::from_fn(|_| {
                     CachePadded::new(Shard {
                         posts: AtomicU64::new(0),
@@ -1177,6 +1225,8 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             }
             if timeout == Some(Duration::ZERO) {
                 give_back();
+                // The thread is not going to wait: if it is the away leader, somebody else must.
+                inner.hand_off_away(thread::mark());
                 return Err(GetError::TimedOut);
             }
             if spun || !spin_until(|| inner.maybe_queued() || inner.closed.load(Ordering::Relaxed))
@@ -1200,6 +1250,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         let w = my_waiter::<T, B>();
         w.state.store(WAITING, Ordering::Relaxed);
         w.holds_slot.store(holding, Ordering::Relaxed);
+        w.watching.store(false, Ordering::Relaxed);
         if holding {
             st.holders += 1;
         }
@@ -1214,7 +1265,11 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 if holding {
                     st.holders -= 1;
                 }
+                let top = Inner::keep_watch(&st);
                 drop(st);
+                if let Some(top) = top {
+                    top.thread.unpark();
+                }
                 inner.shard().delivered.fetch_add(1, Ordering::Relaxed);
                 return Ok(packet);
             }
@@ -1234,7 +1289,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             }
             st.leader = Some(w.clone());
             st.leader_asleep = false;
-            inner.set_away(&mut st, false);
+            let _ = inner.set_away(&mut st, false);
             drop(st);
             return self.lead(&w, holding, deadline);
         }
@@ -1338,12 +1393,10 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         let mut st = lock(&inner.state);
         if st.leader.as_ref().is_some_and(|l| Arc::ptr_eq(l, w)) {
             st.leader_asleep = false;
-            inner.set_away(&mut st, true);
+            let top = inner.set_away(&mut st, true);
             inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-            // Under loom time does not pass, so the top follower's periodic look (`watch`) is
-            // modelled as a wake-up some time after the leader leaves.
-            #[cfg(loom)]
-            if let Some(top) = st.waiters.last() {
+            drop(st);
+            if let Some(top) = top {
                 top.thread.unpark();
             }
         }
@@ -1368,7 +1421,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         }
         st.leader = Some(w.clone());
         st.leader_asleep = false;
-        inner.set_away(&mut st, false);
+        let _ = inner.set_away(&mut st, false);
         inner.takeovers.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -1381,6 +1434,8 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
     ) -> Result<Packet<T, B>, GetError> {
         let given = deadline;
         let mut deadline = deadline;
+        // The leader's last departure this waiter saw (`Inner::watch`).
+        let mut seen = None;
         if !spin_until(|| !w.is_waiting()) {
             self.inner.parks.fetch_add(1, Ordering::Relaxed);
             // Check before every park, not only after: once `unregister` has failed the hand-off may
@@ -1388,7 +1443,13 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             while w.is_waiting() {
                 // While the leader is away nobody waits in the kernel: the follower on top keeps
                 // watch, and takes the role over once the leader has been away a whole period.
-                let watch = self.inner.watch(w);
+                let watch = self.inner.watch(w, &mut seen);
+                if !w.is_waiting() {
+                    // A hand-off landed while `watch` waited for the lock: no park needed. (Under
+                    // loom this check is needed, not only cheaper: loom drops the unpark token of
+                    // a thread blocked on a mutex, tokio-rs/loom#249.)
+                    break;
+                }
                 let look = watch.map(|_| Instant::now() + TAKEOVER);
                 // Which end the park has: the caller's deadline, or the next look.
                 let (until, at_deadline) = match (deadline, look) {
@@ -1433,6 +1494,11 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
                 self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
                 if w.holds_slot.load(Ordering::Relaxed) {
                     st.holders -= 1;
+                }
+                let top = Inner::keep_watch(&st);
+                drop(st);
+                if let Some(top) = top {
+                    top.thread.unpark();
                 }
                 true
             }

@@ -17,9 +17,9 @@ use crate::sync::thread_local;
 pub(crate) trait Associated {
     /// A stable identity for the port, for comparing associations.
     fn id(&self) -> usize;
-    /// The thread stops counting as active: the active count drops, and a queued packet may be handed
-    /// to a waiting thread now that a slot is free.
-    fn release(&self);
+    /// The thread of [`mark`] `mark` stops counting as active: the active count drops, and a
+    /// queued packet may be handed to a waiting thread now that a slot is free.
+    fn release(&self, mark: usize);
     /// The thread counts as active again after a blocking section. The active count may exceed the
     /// concurrency value for a while; no new thread is released until it drops below again.
     fn reacquire(&self);
@@ -38,13 +38,16 @@ struct Association {
     /// `port`'s [`Associated::id`], or 0: compared on every `get` without a virtual call.
     id: usize,
     role: Role,
+    /// The thread's [`mark`], taken when the thread-local is set up: while the thread exits,
+    /// loom's `thread::current` is gone.
+    mark: usize,
 }
 
 impl Drop for Association {
     fn drop(&mut self) {
         if self.role == Role::Active {
             if let Some(port) = &self.port {
-                port.release();
+                port.release(self.mark);
             }
         }
     }
@@ -60,7 +63,7 @@ struct Local {
 
 thread_local! {
     static LOCAL: Local = Local {
-        association: RefCell::new(Association { port: None, id: 0, role: Role::Idle }),
+        association: RefCell::new(Association { port: None, id: 0, role: Role::Idle, mark: mark() }),
         waiter: RefCell::new(None),
     };
 }
@@ -91,6 +94,7 @@ pub(crate) fn shard() -> usize {
     0
 }
 
+#[cfg(not(loom))]
 std::thread_local! {
     /// Has no destructor, so it can be reached at any time, even while the thread's other
     /// thread-locals are being destroyed: its address tells this thread from the other live ones.
@@ -99,8 +103,20 @@ std::thread_local! {
 
 /// A number that no other live thread has (the address of a thread-local), available even while
 /// the thread exits: how a port tells whether the thread it is told about is its leader.
+#[cfg(not(loom))]
 pub(crate) fn mark() -> usize {
     MARK.with(|m| m as *const u8 as usize)
+}
+
+/// Under loom every model thread runs on one OS thread, so `MARK`'s address would be one for all:
+/// the mark is the model thread's id instead (never 0, which the port reads as "nobody"). Not
+/// available while the thread exits (see `Association::mark`).
+#[cfg(loom)]
+pub(crate) fn mark() -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    loom::thread::current().id().hash(&mut h);
+    h.finish() as usize | 1
 }
 
 /// Runs `f` on this thread's cached waiter (see `port.rs`).
@@ -127,7 +143,7 @@ pub(crate) fn begin_get(id: usize) -> bool {
         Err(was_active) => was_active,
         Ok(old) => {
             if let Some(old) = old {
-                old.release();
+                old.release(mark());
             }
             false
         }
@@ -189,7 +205,7 @@ pub fn enter_blocking() -> BlockingGuard {
             Role::Active => {
                 a.role = Role::Blocked(1);
                 if let Some(port) = &a.port {
-                    port.release();
+                    port.release(mark());
                 }
                 true
             }

@@ -280,6 +280,8 @@ enum Away {
     Silent,
     /// Sleeps inside `iocport::blocking`.
     Blocking,
+    /// Looks for another packet with `get(0)`, finds none, then sleeps without saying so.
+    Polls,
 }
 
 /// The leader takes a timer's completion and then stays away for 2 s; meanwhile a follower waits,
@@ -303,6 +305,10 @@ fn an_away_leader(away: Away) -> (Duration, u64) {
             match away {
                 Away::Silent => nap(),
                 Away::Blocking => iocport::blocking(nap),
+                Away::Polls => {
+                    assert_eq!(port.get(Some(Duration::ZERO)), Err(GetError::TimedOut));
+                    nap();
+                }
             }
         });
         util::wait_stats(&port, "the leader waits", |s| s.waiting == 1);
@@ -326,16 +332,22 @@ fn an_away_leader(away: Away) -> (Duration, u64) {
     })
 }
 
+/// A follower's wait for a 20 ms timer started while the leader was away: far below the leader's
+/// 2 s absence.
+fn prompt(waited: Duration) {
+    assert!(
+        waited < Duration::from_millis(500),
+        "the follower waited {waited:?} for a 20 ms timer"
+    );
+}
+
 // Catches: a leader that keeps its role while it runs its packet and never comes back leaving
 // nobody to wait in the kernel: the follower's completion would wait for the leader's return
 // (2 s here). The top follower takes the role over within two periods of 5 ms.
 #[test]
 fn a_leader_away_for_long_is_replaced_by_a_follower() {
     let (waited, takeovers) = an_away_leader(Away::Silent);
-    assert!(
-        waited < Duration::from_millis(500),
-        "the follower waited {waited:?} for a 20 ms timer"
-    );
+    prompt(waited);
     assert_eq!(takeovers, 1);
 }
 
@@ -344,9 +356,101 @@ fn a_leader_away_for_long_is_replaced_by_a_follower() {
 #[test]
 fn a_leader_that_blocks_hands_its_role_on() {
     let (waited, takeovers) = an_away_leader(Away::Blocking);
-    assert!(
-        waited < Duration::from_millis(500),
-        "the follower waited {waited:?} for a 20 ms timer"
-    );
+    prompt(waited);
     assert_eq!(takeovers, 0, "handed on, not taken over");
+}
+
+// Catches: a leader that polls with `get(0)`, finds nothing and goes on with other work keeping
+// the role: it is not waiting, so it hands the role on at once, as a blocking section does.
+#[test]
+fn a_leader_whose_poll_finds_nothing_hands_its_role_on() {
+    let (waited, takeovers) = an_away_leader(Away::Polls);
+    prompt(waited);
+    assert_eq!(takeovers, 0, "handed on, not taken over");
+}
+
+// Catches: only the follower on top of the stack when it parked keeping watch over an away
+// leader. Here the leader runs a packet for 2 s, the top follower is handed a posted packet and
+// runs it for 2 s too, and the follower below, now on top, must take the role over: a timer
+// started then must reach it long before either comes back.
+#[test]
+fn a_follower_that_comes_to_the_top_keeps_watch() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let port: CompletionPort<u32> = Builder::new().concurrency(3).build().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            port.nop(0, 0).unwrap();
+            assert_eq!(port.get(Some(util::DEADLINE)).unwrap().value, 0, "set-up");
+        });
+    });
+    let nap = || std::thread::sleep(Duration::from_secs(2));
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| {
+            assert_eq!(port.get(Some(util::DEADLINE)).unwrap().value, 1);
+            nap();
+        });
+        util::wait_stats(&port, "the leader waits", |s| s.waiting == 1);
+        // Each follower runs a posted packet for 2 s, and reports when it got its packet. (The
+        // top one normally gets the post; should it take the role over first, the post goes to
+        // the one below and the timer to the new leader.)
+        let follower = || {
+            let p = port.get(Some(util::DEADLINE)).unwrap();
+            let at = Instant::now();
+            if p.value == 2 {
+                nap();
+            }
+            (p.value, at)
+        };
+        let below = s.spawn(follower);
+        util::wait_stats(&port, "a follower waits", |s| s.waiting == 2);
+        let top = s.spawn(follower);
+        util::wait_stats(&port, "a second follower waits", |s| s.waiting == 3);
+        port.timer(Duration::from_millis(30), 0, 1).unwrap();
+        util::wait_stats(&port, "the leader took its packet", |s| {
+            s.delivered >= 2 && s.waiting == 2
+        });
+        port.post(0, 0, 2).unwrap();
+        util::wait_stats(&port, "a follower took the post", |s| {
+            s.delivered >= 3 && s.waiting == 1
+        });
+        let start = Instant::now();
+        port.timer(Duration::from_millis(20), 0, 3).unwrap();
+        let got = [below.join().unwrap(), top.join().unwrap()];
+        let mut values: Vec<u32> = got.iter().map(|g| g.0).collect();
+        values.sort_unstable();
+        assert_eq!(values, [2, 3]);
+        let at = got.iter().find(|g| g.0 == 3).unwrap().1;
+        prompt(at - start);
+        leader.join().unwrap();
+    });
+}
+
+// Catches: the follower on top waking every takeover period while the port is idle (the leader
+// waits in the kernel, nothing happens): about 200 wake-ups a second for nothing.
+#[test]
+fn an_idle_port_lets_its_followers_sleep() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let port: CompletionPort<u32> = Builder::new().concurrency(2).build().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            port.nop(0, 0).unwrap();
+            assert_eq!(port.get(Some(util::DEADLINE)).unwrap().value, 0, "set-up");
+        });
+    });
+    std::thread::scope(|s| {
+        let waiters: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| port.get(Some(util::DEADLINE)).unwrap().value))
+            .collect();
+        util::wait_stats(&port, "two threads wait", |s| s.waiting == 2);
+        std::thread::sleep(Duration::from_millis(50));
+        let before = port.stats().wakeups;
+        std::thread::sleep(Duration::from_millis(300));
+        let woke = port.stats().wakeups - before;
+        port.post(0, 0, 1).unwrap();
+        port.post(0, 0, 1).unwrap();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), 1);
+        }
+        assert!(woke <= 3, "{woke} wake-ups in 300 ms of an idle port");
+    });
 }

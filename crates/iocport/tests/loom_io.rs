@@ -316,7 +316,9 @@ fn close_drain_leaves_leader_its_wake_up() {
 /// follower waits on top of the stack; a second NOP, started only once the leader has left,
 /// must still reach the follower: it takes the role over (its periodic look, modelled as a
 /// wake-up) and reaps it. Without the takeover nobody waits in the kernel and the follower
-/// sleeps forever, which loom reports as a deadlock.
+/// sleeps forever, which loom reports as a deadlock. The follower may have parked until woken
+/// (the port was quiet when it looked): the leader going away must wake it to keep watch
+/// (`keep_watch`); without that wake-up loom finds the same deadlock.
 fn away_leader_is_replaced() {
     let port: CompletionPort<usize> = Builder::new().concurrency(2).entries(4).build().unwrap();
     let follower_waits = Arc::new(Event::default());
