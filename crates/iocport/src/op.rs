@@ -293,17 +293,40 @@ impl<B: IoBuf> Request<B> {
                 // The one call into the file's `AsFd`, before any lock; the `Arc` keeps the fd
                 // open until the operation completes.
                 let raw = file.as_fd().as_raw_fd();
+                // Where splicing (io_uring), where the file ends: the chunk that reaches it is
+                // the last, sent without SPLICE_F_MORE. (sendfile says nothing of more.)
+                let end = match pipe {
+                    Some(_) => file_end(raw, offset, len),
+                    None => len,
+                };
                 Lent::File {
                     file,
                     raw,
                     offset,
                     len,
+                    end,
                     pipe,
                 }
             }
         };
         (op, lent)
     }
+}
+
+/// How many of the `len` bytes from `offset` the file `fd` has now: its size past `offset` if it
+/// is a regular file, else `len` (a block device's or a pipe's `fstat` says nothing of its end).
+fn file_end(fd: RawFd, offset: u64, len: u32) -> u32 {
+    // SAFETY: all-zero bytes are a valid `stat`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes for the length of the call; the fd is the file's own, kept
+    // open by the caller's `Arc`.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return len;
+    }
+    let left = u64::try_from(st.st_size)
+        .unwrap_or(0)
+        .saturating_sub(offset);
+    u32::try_from(left).map_or(len, |left| left.min(len))
 }
 
 /// A buffer's address and length, read from its [`IoBuf`] before the operation starts.
@@ -360,14 +383,15 @@ pub(crate) enum Lent<B> {
     /// A timer's duration (the model ring of the loom tests reads it not).
     Timer(#[cfg_attr(loom, allow(dead_code))] Timespec),
     /// `transmit_file`'s file (kept open by the `Arc` while the operation runs; `raw` is its fd,
-    /// read when lent), its range, and the pipe where the backend splices; the progress is in the
-    /// [`KernelArea`].
+    /// read when lent), its range, where the file ended then (see [`Transmit::end`]), and the
+    /// pipe where the backend splices; the progress is in the [`KernelArea`].
     File {
         #[cfg_attr(loom, allow(dead_code))]
         file: Arc<dyn AsFd + Send + Sync>,
         raw: RawFd,
         offset: u64,
         len: u32,
+        end: u32,
         pipe: Option<Pipe>,
     },
     /// `recv_provided` while it waits: the epoll backend's list of provided buffers (io_uring's
@@ -439,7 +463,8 @@ impl Pipe {
 }
 
 /// Where a `transmit_file` stands: its file and range, the bytes sent, and the bytes in its pipe
-/// (io_uring: each stage is a splice, file to pipe while `in_pipe` is 0, else pipe to socket).
+/// (io_uring: each stage is a splice, file to pipe while `in_pipe` is 0, else pipe to socket; or,
+/// where the splice said `EAGAIN`, a poll until it may be tried again).
 #[derive(Clone, Copy, Default, Debug)]
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct Transmit {
@@ -448,6 +473,19 @@ pub(crate) struct Transmit {
     pub(crate) len: u32,
     pub(crate) done: u32,
     pub(crate) in_pipe: u32,
+    /// Where the file ended when the operation started, counted from `offset` (at most `len`):
+    /// the chunk that reaches it is sent without `SPLICE_F_MORE`, or its tail would stay corked
+    /// in the socket.
+    pub(crate) end: u32,
+    /// The last splice from the file brought fewer bytes than asked: the file may have ended
+    /// there (it shrank, or grows as it is sent), so that chunk goes without `SPLICE_F_MORE` too.
+    pub(crate) short: bool,
+    /// The socket (non-blocking) had no room for the pipe's bytes: the stage in the kernel is a
+    /// poll for `POLLOUT`, then the splice is tried again.
+    pub(crate) waiting_writable: bool,
+    /// The file (non-blocking, not a regular file) had no bytes: the stage is a poll for
+    /// `POLLIN` on it, then the splice is tried again.
+    pub(crate) waiting_readable: bool,
 }
 
 /// A `msghdr` and the `iovec` it points to.
@@ -544,14 +582,18 @@ impl<B> Lending<B> {
                 area.addr = a.as_storage();
             }
             Lent::File {
-                raw, offset, len, ..
+                raw,
+                offset,
+                len,
+                end,
+                ..
             } => {
                 area.transmit = Transmit {
                     file: *raw,
                     offset: *offset,
                     len: *len,
-                    done: 0,
-                    in_pipe: 0,
+                    end: *end,
+                    ..Transmit::default()
                 };
             }
             _ => {}
@@ -563,7 +605,28 @@ impl<B> Lending<B> {
     /// result: the bytes sent (fewer than asked if the file ended first), or the error.
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn transmit_step(&mut self, res: i32) -> Option<i32> {
+        let capacity = match &self.lent {
+            Lent::File { pipe: Some(p), .. } => p.capacity,
+            _ => u32::MAX,
+        };
         let t = &mut self.area.transmit;
+        if t.waiting_writable || t.waiting_readable {
+            // A poll for readiness ended: the splice it waited for is tried again (an error the
+            // poll saw, POLLERR or POLLHUP, is the splice's to report).
+            t.waiting_writable = false;
+            t.waiting_readable = false;
+            return if res < 0 { Some(res) } else { None };
+        }
+        if res == -libc::EAGAIN {
+            // A non-blocking socket with no room (or a non-blocking file with no bytes): wait
+            // for it, as a blocking one would, rather than fail.
+            if t.in_pipe == 0 {
+                t.waiting_readable = true;
+            } else {
+                t.waiting_writable = true;
+            }
+            return None;
+        }
         if res < 0 {
             return Some(res);
         }
@@ -573,6 +636,7 @@ impl<B> Lending<B> {
             if n == 0 {
                 return Some(t.done as i32);
             }
+            t.short = n < (t.len - t.done).min(capacity);
             t.in_pipe = n;
             return None;
         }

@@ -213,3 +213,34 @@ fn a_receive_before_any_buffer_ends_with_enobufs_at_once() {
     let p = get(&port, "recv_provided before any buffer");
     assert_eq!(p.status.errno(), Some(libc::ENOBUFS), "{:?}", p.status);
 }
+
+// Catches: the backends disagreeing on a receive whose flags say MSG_DONTWAIT on a socket with no
+// data: it ends at once with EAGAIN on both (as `recv` with MSG_DONTWAIT does, and io_uring), not
+// waiting for data on one of them; the buffer it did not use stays the port's.
+#[test]
+fn msg_dontwait_with_no_data_ends_with_eagain_at_once() {
+    let port: CompletionPort<u32> = CompletionPort::new(1);
+    port.provide_buffer(vec![0; 64]).unwrap();
+    let (mut client, server) = tcp_pair();
+    let h = port.associate(server, 1).unwrap();
+    let start = std::time::Instant::now();
+    let p = match h.recv_provided(libc::MSG_DONTWAIT, 1).unwrap() {
+        Started::Pending(_) => get(&port, "recv_provided with MSG_DONTWAIT"),
+        Started::Done(p) => p,
+    };
+    assert_eq!(p.status.errno(), Some(libc::EAGAIN), "{:?}", p.status);
+    assert_eq!((p.bytes, p.value), (0, 1));
+    assert!(matches!(p.data, Data::None));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // Not left waiting: data sent now is for the next receive, which gets the one buffer.
+    client.write_all(b"later").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    uio::assert_no_packet(&port, "after the EAGAIN");
+    let p = match h.recv_provided(libc::MSG_DONTWAIT, 2).unwrap() {
+        Started::Pending(_) => get(&port, "recv_provided with MSG_DONTWAIT and data"),
+        Started::Done(p) => p,
+    };
+    let mut p = p;
+    assert!(p.status.is_ok(), "{:?}", p.status);
+    assert_eq!(&p.take_buf().unwrap()[..p.bytes], b"later");
+}

@@ -340,3 +340,284 @@ fn many_connections_at_once_each_get_their_own_bytes() {
         assert!(got == pattern_bytes(offset, len), "connection {i}");
     }
 }
+
+/// Fills `s`'s send buffer (the peer reads nothing yet) with zeros until it takes no more, without
+/// blocking whatever its mode; returns how many bytes it took.
+fn fill(s: &TcpStream) -> usize {
+    let zeros = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        // SAFETY: `zeros` is valid for reads of its length for the length of the call.
+        let rc = unsafe {
+            libc::send(
+                uio::raw(s),
+                zeros.as_ptr().cast(),
+                zeros.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if rc <= 0 {
+            return total;
+        }
+        total += rc as usize;
+    }
+}
+
+/// Checks what a `reader` got: `filler` zeros, then the file's `size` bytes.
+fn check_after_filler(read: thread::JoinHandle<Vec<u8>>, filler: usize, size: usize, round: u32) {
+    let got = join_bounded(read, "reader");
+    assert_eq!(got.len(), filler + size, "round {round}");
+    assert!(got[..filler].iter().all(|&b| b == 0), "round {round}");
+    assert!(
+        got[filler..] == pattern_bytes(0, size),
+        "round {round}: the bytes differ from the file's"
+    );
+}
+
+/// Starts a transmission of all of `file` (`size` bytes) on `h`; returns its id.
+fn start_all(h: &iocport::Handle<u32>, file: &Arc<File>, size: usize, value: u32) -> iocport::OpId {
+    match h
+        .transmit_file(as_file(file), 0, size as u32, value)
+        .unwrap()
+    {
+        Started::Pending(id) => id,
+        Started::Done(_) => panic!("transmit_file never completes at once"),
+    }
+}
+
+// Catches: a sending socket in non-blocking mode (O_NONBLOCK, as most servers set) making the
+// pipe-to-socket splice fail with EAGAIN once the socket buffer is full, instead of waiting for
+// room as a blocking socket (and the epoll backend) does.
+#[test]
+fn a_non_blocking_socket_waits_for_room_instead_of_failing() {
+    let dir = TempDir::new("transmit");
+    let size = 8 * 1024 * 1024 + 123;
+    let file = pattern_file(&dir, "nonblocking", size);
+    let port: CompletionPort<u32> = CompletionPort::new(1);
+    let (client, server) = tcp_pair();
+    server.set_nonblocking(true).unwrap();
+    let h = port.associate(server, 1).unwrap();
+    start_all(&h, &file, size, 1);
+    // The peer reads late: the socket buffers are full before it starts.
+    thread::sleep(Duration::from_millis(50));
+    let read = reader(client, size);
+    let p = get(&port, "transmit_file on a non-blocking socket");
+    assert!(p.status.is_ok(), "{:?} after {} bytes", p.status, p.bytes);
+    assert_eq!(p.bytes, size);
+    drop(h);
+    assert!(join_bounded(read, "reader") == pattern_bytes(0, size));
+}
+
+/// The rounds of the tests below: the sending socket blocking or not, and its buffer full before
+/// the transmission starts or not (then a splice into it waits before it has moved a byte, and an
+/// interruption ends it with EINTR or ERESTARTSYS rather than a count).
+const ROUNDS: [(u32, bool, bool); 4] = [
+    (0, false, true),
+    (1, true, false),
+    (2, false, false),
+    (3, true, true),
+];
+
+// Catches: a stage waiting in the kernel when the thread that submitted it exits ending the
+// transmission (io_uring interrupts it: EINTR, ERESTARTSYS, or ECANCELED for a poll) instead of
+// the stage being started again. Here the thread that exits is the one that reaped the earlier
+// stages and so submitted the one that waits, on a blocking and on a non-blocking socket.
+#[test]
+fn a_waiting_stage_outlives_the_thread_that_submitted_it() {
+    let dir = TempDir::new("transmit");
+    let size = 8 * 1024 * 1024;
+    let file = pattern_file(&dir, "exiting", size);
+    let port: CompletionPort<u32> = CompletionPort::new(1);
+    for (round, nonblocking, full) in ROUNDS {
+        let (client, server) = tcp_pair();
+        server.set_nonblocking(nonblocking).unwrap();
+        let filler = if full { fill(&server) } else { 0 };
+        let h = Arc::new(port.associate(server, 1).unwrap());
+        let (h2, port2, f2) = (Arc::clone(&h), port.clone(), Arc::clone(&file));
+        join_bounded(
+            thread::spawn(move || {
+                start_all(&h2, &f2, size, round);
+                // Reaps (and so submits) the stages until the socket is full, then exits.
+                match port2.get(Some(Duration::from_millis(100))) {
+                    Err(iocport::GetError::TimedOut) => {}
+                    Ok(p) => panic!("round {round}: a packet before the peer read: {p:?}"),
+                    Err(e) => panic!("round {round}: {e}"),
+                }
+            }),
+            "starter",
+        );
+        let read = reader(client, filler + size);
+        let p = get(&port, "transmit_file after its thread exited");
+        assert!(
+            p.status.is_ok(),
+            "round {round}: {:?} after {} bytes",
+            p.status,
+            p.bytes
+        );
+        assert_eq!(p.bytes, size);
+        drop(h);
+        check_after_filler(read, filler, size, round);
+    }
+}
+
+// Catches: a cancel that interrupts a stage blocked in the kernel (a splice into a full blocking
+// socket ends with EINTR or ERESTARTSYS, a poll for room with ECANCELED) reported as that error,
+// or as two packets, rather than ECANCELED once, with no more than the file sent.
+#[test]
+fn cancel_while_blocked_on_a_full_socket_is_ecanceled_once() {
+    let dir = TempDir::new("transmit");
+    let size = 32 * 1024 * 1024;
+    let file = pattern_file(&dir, "blocked", size);
+    let port: CompletionPort<u32> = CompletionPort::new(1);
+    for (round, nonblocking, full) in ROUNDS {
+        let (client, server) = tcp_pair();
+        server.set_nonblocking(nonblocking).unwrap();
+        if full {
+            fill(&server);
+        }
+        let h = port.associate(server, 1).unwrap();
+        let id = start_all(&h, &file, size, round);
+        // Reaps the stages until the socket is full and one waits in the kernel.
+        uio::assert_quiet_for(&port, Duration::from_millis(100), "a blocked transmission");
+        port.cancel(id).unwrap();
+        let p = get(&port, "cancelled transmit_file");
+        assert_eq!(p.value, round);
+        assert_eq!(
+            p.status.errno(),
+            Some(libc::ECANCELED),
+            "round {round} (non-blocking: {nonblocking}): {:?}",
+            p.status
+        );
+        assert!(p.bytes < size, "round {round}: {} bytes", p.bytes);
+        uio::assert_quiet_for(&port, Duration::from_millis(30), "after the cancel");
+        drop((h, client));
+    }
+}
+
+/// Reads `want` bytes from `s` (for at most `limit`); returns them and when the last came.
+fn arrival(mut s: TcpStream, want: usize, limit: Duration) -> (Vec<u8>, Option<Instant>) {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 256 * 1024];
+    while got.len() < want {
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return (got, None);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (got, Some(Instant::now()))
+}
+
+// Catches: the last chunk of a range longer than the file sent with SPLICE_F_MORE (more was due,
+// but the file ended), which leaves its tail corked in the socket (Nagle on) for 200 ms or more
+// though the packet says it is sent. The file ends within a chunk (a short read from the file;
+// rounds 0 and 2) and on a pipe's edge (the next read finds the end; round 1).
+#[test]
+fn a_file_shorter_than_the_range_is_not_left_corked() {
+    let dir = TempDir::new("transmit");
+    let port: CompletionPort<u32> = CompletionPort::new(1);
+    for (round, size) in [(0u32, 1000usize), (1, 2 * 1024 * 1024), (2, 70_001)] {
+        let file = pattern_file(&dir, &format!("corked{round}"), size);
+        let (client, server) = tcp_pair();
+        server.set_nodelay(false).unwrap();
+        let h = port.associate(server, 1).unwrap();
+        let read = thread::spawn(move || arrival(client, size, Duration::from_secs(2)));
+        h.transmit_file(as_file(&file), 0, size as u32 + 100_000, round)
+            .unwrap();
+        let p = get(&port, "transmit_file past the end");
+        let sent = Instant::now();
+        assert!(p.status.is_ok(), "{:?}", p.status);
+        assert_eq!(p.bytes, size);
+        let (got, last) = join_bounded(read, "reader");
+        assert!(
+            got == pattern_bytes(0, size),
+            "round {round}: {} bytes",
+            got.len()
+        );
+        // Sent without MORE, the last bytes are in the peer's socket when the splice returns
+        // (loopback): the reader has them at once. The margin is for a loaded machine, under the
+        // 200 ms that corked bytes wait.
+        let late = last.map(|t| t.saturating_duration_since(sent));
+        assert!(
+            late.is_some_and(|l| l < Duration::from_millis(150)),
+            "round {round}: the last bytes came {late:?} after the packet (corked)"
+        );
+        drop(h);
+    }
+}
+
+// Catches: a range that starts inside a page, sent to a peer that reads only after the socket
+// buffers are full (so a splice stage moves part of the pipe and the rest waits), losing or
+// repeating bytes around the offset's page boundary; on a blocking and a non-blocking socket.
+#[test]
+fn an_offset_inside_a_page_survives_a_peer_that_pauses() {
+    let dir = TempDir::new("transmit");
+    let size = 4 * 1024 * 1024 + 777;
+    let file = pattern_file(&dir, "unaligned", size);
+    let port: CompletionPort<u32> = CompletionPort::new(1);
+    for (round, offset) in [100u64, 1000, 4096 + 100, 65_536 + 4000]
+        .into_iter()
+        .enumerate()
+    {
+        for nonblocking in [false, true] {
+            let (client, server) = tcp_pair();
+            server.set_nonblocking(nonblocking).unwrap();
+            let h = port.associate(server, 1).unwrap();
+            let len = (size as u64 - offset) as u32;
+            let Started::Pending(_) = h
+                .transmit_file(as_file(&file), offset, len, round as u32)
+                .unwrap()
+            else {
+                panic!("transmit_file never completes at once");
+            };
+            // The peer reads late, in small pieces with pauses between them.
+            thread::sleep(Duration::from_millis(30));
+            let read = thread::spawn(move || {
+                let mut s = client;
+                s.set_read_timeout(Some(DEADLINE)).unwrap();
+                let mut out = Vec::new();
+                let mut buf = vec![0; 100 * 1024];
+                while out.len() < len as usize {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => out.extend_from_slice(&buf[..n]),
+                    }
+                    if out.len() % 7 == 0 {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                out
+            });
+            let p = get(&port, "transmit_file from an offset inside a page");
+            assert!(
+                p.status.is_ok(),
+                "offset {offset}: {:?} after {} bytes",
+                p.status,
+                p.bytes
+            );
+            assert_eq!(p.bytes, len as usize, "offset {offset}");
+            drop(h);
+            let got = join_bounded(read, "reader");
+            assert_eq!(
+                got.len(),
+                len as usize,
+                "offset {offset}, non-blocking {nonblocking}"
+            );
+            assert!(
+                got == pattern_bytes(offset, len as usize),
+                "offset {offset}, non-blocking {nonblocking}: the bytes differ from the file's"
+            );
+        }
+    }
+}

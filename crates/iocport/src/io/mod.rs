@@ -166,6 +166,10 @@ const MAX_SLOTS: usize = 1 << 30;
 /// work it cannot start, e.g. when no worker thread can be created).
 const MAX_RESTARTS: u8 = 16;
 
+/// `ERESTARTSYS`, the kernel's own "interrupted, restart the call" (512), which io_uring may pass
+/// on as the result of a splice a signal interrupted.
+const ERESTARTSYS: i32 = 512;
+
 /// Who submits a port's operations to the kernel, and so who owns them there.
 ///
 /// io_uring ties each request to the thread that submitted it: when that thread exits, its
@@ -885,32 +889,40 @@ impl<T, B: IoBuf> Io<T, B> {
                     f.closing.load(Ordering::Relaxed)
                         || f.cancel_epoch.load(Ordering::Relaxed) != slot.fd_epoch
                 });
-            match slot.lending.transmit_step(result) {
-                // Cancelled between two stages (the cancel found no stage in the kernel, or found
-                // the one that just ended): it ends here, as if the kernel had ended the stage.
-                None if stopped => result = -libc::ECANCELED,
-                None => {
-                    // The next stage, under the same `user_data`: a cancel aimed at this
-                    // operation reaches whichever stage is in the kernel.
-                    // SAFETY: as in `submit_lent`: the lock is held; the slot holds everything the
-                    // request points to.
-                    match unsafe {
-                        self.driver.push_op(
-                            slot.op,
-                            slot.fd.as_deref(),
-                            &mut slot.lending,
-                            c.user_data,
-                        )
-                    } {
-                        Ok(()) => self.unsubmitted.store(true, Ordering::Release),
-                        Err(_) => {
-                            ops.restarts.push(index as u32);
-                            self.cancels_waiting.store(true, Ordering::Release);
-                        }
-                    }
-                    return None;
+            // A stage the kernel interrupted ends with EINTR or ERESTARTSYS rather than
+            // ECANCELED: a splice blocked in an io-wq worker is signalled, for a cancel or for the
+            // exit of the thread that submitted it; a poll ends with ECANCELED.
+            let interrupted =
+                result == -libc::EINTR || result == -ERESTARTSYS || result == -libc::ECANCELED;
+            if stopped && result < 0 {
+                // Cancelled (or its handle or port closing) while a stage was in the kernel:
+                // whatever error that stage ended with, the operation was cancelled, once.
+                result = -libc::ECANCELED;
+            } else if interrupted && slot.restarts < MAX_RESTARTS {
+                // Nobody cancelled it: its submitting thread exited. An interrupted stage has
+                // moved nothing (a splice that moved bytes returns their count): start the same
+                // stage again, so the operation outlives that thread as it would on Windows.
+                slot.restarts += 1;
+                self.push_stage(slot, &mut ops.restarts, index, c.user_data);
+                return None;
+            } else {
+                if result == -ERESTARTSYS {
+                    // Never a program's to see.
+                    result = -libc::EINTR;
                 }
-                Some(r) => result = r,
+                match slot.lending.transmit_step(result) {
+                    // Cancelled between two stages (the cancel found no stage in the kernel, or
+                    // found the one that just ended): it ends here, as if the kernel had ended
+                    // the stage.
+                    None if stopped => result = -libc::ECANCELED,
+                    None => {
+                        // The next stage, under the same `user_data`: a cancel aimed at this
+                        // operation reaches whichever stage is in the kernel.
+                        self.push_stage(slot, &mut ops.restarts, index, c.user_data);
+                        return None;
+                    }
+                    Some(r) => result = r,
+                }
             }
         }
         if slot.resumed_connect {
@@ -943,6 +955,24 @@ impl<T, B: IoBuf> Io<T, B> {
             value,
             data,
         })
+    }
+
+    /// Queues the request a staged operation's slot now builds (its next stage, or the same one
+    /// again), under its own `user_data`; one that finds the submission queue full waits in
+    /// `restarts` for the next holder of the lock. The caller holds the op table's lock.
+    fn push_stage(&self, slot: &mut Slot<T, B>, restarts: &mut Vec<u32>, index: usize, ud: u64) {
+        // SAFETY: as in `submit_lent`: the caller holds the lock; the slot holds everything the
+        // request points to.
+        match unsafe {
+            self.driver
+                .push_op(slot.op, slot.fd.as_deref(), &mut slot.lending, ud)
+        } {
+            Ok(()) => self.unsubmitted.store(true, Ordering::Release),
+            Err(_) => {
+                restarts.push(index as u32);
+                self.cancels_waiting.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// The leader's wait in the kernel until a completion, `deadline`, or a [`wake`](Self::wake).

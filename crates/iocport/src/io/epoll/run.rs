@@ -146,7 +146,7 @@ impl Sqe {
             )
     }
 
-    /// Tried at once whatever waits before it: a `recv`/`send` that must not wait
+    /// Tried at once whatever waits before it: a `recv`/`recv_provided`/`send` that must not wait
     /// (`MSG_DONTWAIT`) or reads the error queue (`MSG_ERRQUEUE`, which data never settles).
     pub(super) fn unordered(&self) -> bool {
         self.dont_wait() || matches!(self.op, Op::Recv { flags } if flags & libc::MSG_ERRQUEUE != 0)
@@ -232,8 +232,13 @@ impl Sqe {
                 (Op::RecvProvided { flags }, Mem::Pool(pool, picked)) => {
                     // SAFETY: the list is kept alive by the slot's `Lent` and `picked` points into
                     // the slot, kept in place until the completion is reaped.
-                    return unsafe {
-                        recv_provided(fd, flags | socket_flags, &*pool, &mut *picked)
+                    let outcome =
+                        unsafe { recv_provided(fd, flags | socket_flags, &*pool, &mut *picked) };
+                    return match outcome {
+                        // The program asked not to wait: EAGAIN is the result, as for `recv`
+                        // (and on io_uring).
+                        Outcome::Again if self.dont_wait() => Outcome::Done(-libc::EAGAIN),
+                        o => o,
                     };
                 }
                 (Op::TransmitFile, Mem::File(t)) => {
@@ -284,9 +289,13 @@ impl Sqe {
         }
     }
 
-    /// A `recv` or `send` whose flags say `MSG_DONTWAIT`.
+    /// A `recv`, `recv_provided` or `send` whose flags say `MSG_DONTWAIT`.
     fn dont_wait(&self) -> bool {
-        matches!(self.op, Op::Recv { flags } | Op::Send { flags } if flags & libc::MSG_DONTWAIT != 0)
+        matches!(
+            self.op,
+            Op::Recv { flags } | Op::RecvProvided { flags } | Op::Send { flags }
+                if flags & libc::MSG_DONTWAIT != 0
+        )
     }
 
     /// The system call of a read, write, send, receive or accept.
@@ -393,11 +402,10 @@ impl Sqe {
     }
 }
 
-/// The `poll(2)` events `fd` has now among `events` (always with `POLLERR`, `POLLHUP`, `POLLNVAL`),
-/// or a negated errno.
 /// A receive into the oldest provided buffer: `ENOBUFS` if there is none; if it would block, the
-/// buffer goes back first in line and the receive waits for readability; else the buffer is the
-/// operation's (its id + 1 in `picked`).
+/// buffer goes back first in line and the receive waits for readability (`Again`; the caller
+/// makes it `EAGAIN` where the program said `MSG_DONTWAIT`); else the buffer is the operation's
+/// (its id + 1 in `picked`).
 ///
 /// # Safety
 ///
@@ -489,6 +497,8 @@ fn sendfile_nosignal(
     }
 }
 
+/// The `poll(2)` events `fd` has now among `events` (always with `POLLERR`, `POLLHUP`, `POLLNVAL`),
+/// or a negated errno.
 fn poll_now(fd: RawFd, events: i16) -> i32 {
     let mut pfd = libc::pollfd {
         fd,

@@ -126,6 +126,13 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::E
             // The stage `area.transmit` stands at: from the file into the empty pipe, else from the
             // pipe into the socket, saying more follows unless this is the end.
             let t = &area.transmit;
+            if t.waiting_writable {
+                // The non-blocking socket had no room: wait for it, then splice again.
+                return opcode::PollAdd::new(fd, libc::POLLOUT as u32).build();
+            }
+            if t.waiting_readable {
+                return opcode::PollAdd::new(types::Fd(t.file), libc::POLLIN as u32).build();
+            }
             if t.in_pipe == 0 {
                 let chunk = (t.len - t.done).min(pipe.capacity);
                 opcode::Splice::new(
@@ -137,7 +144,10 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::E
                 )
                 .build()
             } else {
-                let more = if t.done + t.in_pipe < t.len {
+                // The chunk that ends the range, or the file (where it ended when the operation
+                // started, or where a short read says it may end now), goes without MORE: its
+                // tail would stay corked in the socket.
+                let more = if !t.short && t.done + t.in_pipe < t.end.min(t.len) {
                     libc::SPLICE_F_MORE
                 } else {
                     0
