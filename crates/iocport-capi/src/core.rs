@@ -480,6 +480,20 @@ impl Assoc {
         self.inflight.forget(seq);
     }
 
+    /// A stage of the operation `seq` is over and another follows (`TransmitFile`): it stays
+    /// recorded, so that a cancel before the next stage starts finds it and stops that stage.
+    pub(crate) fn pause(&self, seq: u64) {
+        self.inflight.pause(seq);
+    }
+
+    /// The next stage of the paused operation `seq` is about to start: its new sequence number,
+    /// or `None` if a cancel or a close came meanwhile (the stage must not start; the operation
+    /// is still recorded, for [`forget`](Self::forget)).
+    pub(crate) fn resume(&self, seq: u64) -> Option<u64> {
+        let new = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+        self.inflight.resume(seq, new).then_some(new)
+    }
+
     /// Cancels the operations started with `ov` (any if `None`) by `thread` (any if `None`);
     /// returns whether there was one.
     pub(crate) fn cancel(&self, ov: Option<usize>, thread: Option<u64>) -> bool {
@@ -551,11 +565,34 @@ pub(crate) enum Outcome {
 /// `start`, and records it for cancellation.
 pub(crate) fn start(
     assoc: &Arc<Assoc>,
+    ctx: Ctx,
+    start: impl FnOnce(&Handle<Ctx, RawBuf>, Ctx) -> Result<Started<Ctx, RawBuf>, OpError<Ctx, RawBuf>>,
+) -> Outcome {
+    start_recorded(assoc, ctx, None, start)
+}
+
+/// Starts the next stage of an operation whose record [`Assoc::resume`] renewed as `seq`: as
+/// [`start`], but under that record, and a stage that cannot start reports the bytes the earlier
+/// ones sent (`ctx.done`).
+pub(crate) fn start_stage(
+    assoc: &Arc<Assoc>,
+    ctx: Ctx,
+    seq: u64,
+    start: impl FnOnce(&Handle<Ctx, RawBuf>, Ctx) -> Result<Started<Ctx, RawBuf>, OpError<Ctx, RawBuf>>,
+) -> Outcome {
+    start_recorded(assoc, ctx, Some(seq), start)
+}
+
+fn start_recorded(
+    assoc: &Arc<Assoc>,
     mut ctx: Ctx,
+    resumed: Option<u64>,
     start: impl FnOnce(&Handle<Ctx, RawBuf>, Ctx) -> Result<Started<Ctx, RawBuf>, OpError<Ctx, RawBuf>>,
 ) -> Outcome {
     let ov = ctx.ov;
-    let Some(seq) = assoc.begin(ov as *mut OVERLAPPED) else {
+    // A later stage of an operation reports what the earlier ones sent if it cannot start.
+    let before = if resumed.is_some() { ctx.done } else { 0 };
+    let Some(seq) = resumed.or_else(|| assoc.begin(ov as *mut OVERLAPPED)) else {
         // Closed meanwhile, as if the program had passed a closed socket.
         write_ov(ov, STATUS_INVALID_HANDLE, 0);
         ctx.status = STATUS_INVALID_HANDLE;
@@ -598,11 +635,11 @@ pub(crate) fn start(
                 crate::wait::event_io_end();
             }
             let status = error_status(&e.error, assoc.origin());
-            write_ov_event(ov, status, 0, ctx.event.take());
+            write_ov_event(ov, status, before, ctx.event.take());
             ctx.status = status;
             Outcome::Now {
                 status,
-                bytes: 0,
+                bytes: before,
                 ctx,
             }
         }
@@ -650,7 +687,10 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
     }
     let (origin, closing, stream) = match &ctx.op {
         Some((assoc, seq)) => {
-            assoc.forget(*seq);
+            if ctx.kind != Kind::Transmit {
+                // A transmission's record may stay for its next stage: settled below.
+                assoc.forget(*seq);
+            }
             (
                 assoc.origin(),
                 assoc.closing.load(Ordering::Relaxed),
@@ -753,6 +793,14 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
                 status = STATUS_CONNECTION_ABORTED;
             }
             bytes = crate::sock::transmit_part(ctx, ok, bytes);
+            if let Some((assoc, seq)) = &ctx.op {
+                if ctx.follow {
+                    // Goes on from the dequeuing thread: a cancel meanwhile must still find it.
+                    assoc.pause(*seq);
+                } else {
+                    assoc.forget(*seq);
+                }
+            }
         }
     }
     ctx.status = status;
@@ -788,6 +836,10 @@ pub(crate) fn deliver(mut packet: Packet<Ctx, RawBuf>) -> Option<Packet<Ctx, Raw
 /// ends here, cancelled, so that its `OVERLAPPED` is written.
 pub(crate) fn abandon(mut packet: Packet<Ctx, RawBuf>) {
     if packet.value.follow {
+        if let Some((assoc, seq)) = &packet.value.op {
+            // A transmission's record kept for its next stage.
+            assoc.forget(*seq);
+        }
         crate::sock::abandon_follow(&packet.value);
         let event = packet.value.event.take();
         write_ov_event(packet.value.ov, STATUS_CANCELLED, 0, event);

@@ -5,6 +5,11 @@
 //! any point in between, from any thread: one that comes before the id is known marks the entry,
 //! and `started` then hands the id back for cancelling, so no operation escapes a cancel that
 //! found it. A close also makes every later `begin` fail, so no operation starts on a closed fd.
+//!
+//! An operation of several stages (`TransmitFile`) keeps its entry between them: the end of a
+//! stage `pause`s it (no id), and the next stage `resume`s it under a new sequence number, unless
+//! a cancel or a close came meanwhile. A cancel is remembered for the operation's whole life, so
+//! one that comes while no stage is in the kernel (or as one completes anyway) stops the next.
 //! The model checks at the end of this file run these races under loom
 //! (`RUSTFLAGS="--cfg loom" cargo test -p iocport-capi --lib inflight`).
 
@@ -32,7 +37,8 @@ struct Entry<Id> {
     id: Option<Id>,
     /// The thread that started it (CancelIo matches on it).
     thread: u64,
-    /// A cancel came before the id was known.
+    /// A cancel (or a close) found the operation: an id not known yet is cancelled by `started`,
+    /// and a next stage does not start.
     cancel: bool,
 }
 
@@ -95,10 +101,8 @@ impl<Id: Copy> Inflight<Id> {
                 continue;
             }
             found = true;
-            match e.id {
-                Some(id) => ids.push(id),
-                None => e.cancel = true,
-            }
+            e.cancel = true;
+            ids.extend(e.id);
         }
         (found, ids)
     }
@@ -110,12 +114,35 @@ impl<Id: Copy> Inflight<Id> {
         st.closing = true;
         let mut ids = Vec::new();
         for e in st.ops.iter_mut() {
-            match e.id {
-                Some(id) => ids.push(id),
-                None => e.cancel = true,
-            }
+            e.cancel = true;
+            ids.extend(e.id);
         }
         ids
+    }
+
+    /// A stage of operation `seq` is over and another follows: the entry stays, without an id,
+    /// so that a cancel meanwhile finds the operation and is kept for `resume`.
+    pub(crate) fn pause(&self, seq: u64) {
+        let mut st = self.lock();
+        if let Some(e) = st.ops.iter_mut().find(|e| e.seq == seq) {
+            e.id = None;
+        }
+    }
+
+    /// The next stage of the paused operation `seq` is about to start, as `new` (its `started`
+    /// then names `new`; a late `started` of the stage before finds nothing): `false` if a cancel
+    /// or a close came (the stage must not start; the entry stays until `forget`).
+    pub(crate) fn resume(&self, seq: u64, new: u64) -> bool {
+        let mut st = self.lock();
+        let Some(e) = st.ops.iter_mut().find(|e| e.seq == seq) else {
+            return false;
+        };
+        if e.cancel {
+            return false;
+        }
+        e.seq = new;
+        e.id = None;
+        true
     }
 
     /// How many operations are recorded.
@@ -152,6 +179,37 @@ mod tests {
         assert_eq!(f.close(), vec![11]);
         assert!(!f.begin(3, 0x30, 7));
         assert_eq!(f.started(2, 22), Some(22));
+    }
+
+    #[test]
+    fn a_cancel_between_stages_stops_the_next() {
+        let f = Inflight::<u32>::new();
+        assert!(f.begin(1, 0x10, 7));
+        assert_eq!(f.started(1, 11), None);
+        f.pause(1);
+        assert!(f.resume(1, 2));
+        // A late `started` of the first stage finds nothing.
+        assert_eq!(f.started(1, 11), None);
+        assert_eq!(f.started(2, 22), None);
+        f.pause(2);
+        assert_eq!(f.cancel(Some(0x10), None), (true, vec![]));
+        assert!(!f.resume(2, 3));
+        f.forget(2);
+        assert_eq!(f.len(), 0);
+    }
+
+    #[test]
+    fn a_cancel_of_a_stage_that_completes_anyway_stops_the_next() {
+        let f = Inflight::<u32>::new();
+        assert!(f.begin(1, 0x10, 7));
+        assert_eq!(f.started(1, 11), None);
+        assert_eq!(f.cancel(None, Some(7)), (true, vec![11]));
+        f.pause(1);
+        assert!(!f.resume(1, 2));
+        assert!(f.begin(5, 0x20, 7));
+        f.pause(5);
+        assert_eq!(f.close(), Vec::<u32>::new());
+        assert!(!f.resume(5, 6));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, Weak};
 use iocport::{Data, Interest, IoBuf, Packet};
 
 use crate::core::{
-    assoc_of, associate, begin_ov, check_ov, identity, lock, rebind, start, write_ov, AcceptInfo,
-    Assoc, Ctx, Extra, Kind, Outcome, RawBuf,
+    assoc_of, associate, begin_ov, check_ov, identity, lock, rebind, start, start_stage, write_ov,
+    AcceptInfo, Assoc, Ctx, Extra, Kind, Outcome, RawBuf,
 };
 use crate::guard;
 use crate::status::{errno, errno_to_wsa, nt_success, set_last_error, status_to_wsa};
@@ -1691,55 +1691,99 @@ fn transmit_drop_ticket(ctx: &mut Ctx) {
 }
 
 /// Starts the next stage of a `TransmitFile` (or ends it): `None` if one went pending, else the
-/// packet for the program (done, or failed).
+/// packet for the program (done, or failed), whose byte count is every byte sent.
+///
+/// After the first stage the operation's in-flight record stays between stages (`Assoc::pause`,
+/// in the completion hook): a `CancelIoEx` or `closesocket` that comes while no stage is in the
+/// kernel finds it, and the next stage does not start; the operation ends cancelled (aborted, for
+/// a close), as on Windows, with the bytes sent so far.
 fn transmit_next(assoc: &Arc<Assoc>, mut ctx: Ctx, key: usize) -> Option<Packet<Ctx, RawBuf>> {
+    /// Forgets the record a previous stage left, if any.
+    fn forget(ctx: &Ctx) {
+        if let Some((a, seq)) = &ctx.op {
+            a.forget(*seq);
+        }
+    }
     loop {
         ctx.follow = false;
         let status = ctx.status;
         let done = ctx.done;
         if !nt_success(status) {
             // A stage failed (its packet came here only to settle the ticket).
+            forget(&ctx);
             transmit_drop_ticket(&mut ctx);
             return Some(finished(key, ctx, status, done));
         }
+        // Past the first stage: the record goes on under a new number, unless a cancel (or a
+        // close) came since the last stage started.
+        let resumed = match ctx.op.as_mut() {
+            None => None,
+            Some((_, seq)) => match assoc.resume(*seq) {
+                Some(new) => {
+                    *seq = new;
+                    Some(new)
+                }
+                None => {
+                    forget(&ctx);
+                    transmit_drop_ticket(&mut ctx);
+                    let status = if assoc.closing.load(Ordering::Relaxed) {
+                        STATUS_CONNECTION_ABORTED
+                    } else {
+                        STATUS_CANCELLED
+                    };
+                    return Some(finished(key, ctx, status, done));
+                }
+            },
+        };
+        macro_rules! stage {
+            ($f:expr) => {
+                match resumed {
+                    Some(seq) => start_stage(assoc, ctx, seq, $f),
+                    None => start(assoc, ctx, $f),
+                }
+            };
+        }
         let Some(Extra::Transmit(t)) = ctx.extra.as_deref_mut() else {
+            forget(&ctx);
             return Some(finished(key, ctx, STATUS_UNSUCCESSFUL, done));
         };
         let outcome = if t.head.1 > 0 {
             t.stage = Stage::Head;
             t.asked = t.head.1;
             let rb = RawBuf::new(t.head.0 as *mut u8, t.head.1);
-            start(assoc, ctx, |h, c| h.send(rb, libc::MSG_WAITALL, c))
+            stage!(|h, c| h.send(rb, libc::MSG_WAITALL, c))
         } else if let (true, Some(file)) = (t.left > 0, t.file.clone()) {
             let len = t.left.min(MAX_TRANSMIT) as u32;
             t.stage = Stage::File;
             t.asked = len as usize;
             let off = t.offset;
-            start(assoc, ctx, |h, c| h.transmit_file(file, off, len, c))
+            stage!(|h, c| h.transmit_file(file, off, len, c))
         } else if t.tail.1 > 0 {
             t.stage = Stage::Tail;
             t.asked = t.tail.1;
             let rb = RawBuf::new(t.tail.0 as *mut u8, t.tail.1);
-            start(assoc, ctx, |h, c| h.send(rb, libc::MSG_WAITALL, c))
+            stage!(|h, c| h.send(rb, libc::MSG_WAITALL, c))
         } else if t.disconnect {
             t.stage = Stage::Shutdown;
             t.asked = 0;
-            start(assoc, ctx, |h, c| h.shutdown(Shutdown::Both, c))
+            stage!(|h, c| h.shutdown(Shutdown::Both, c))
         } else if let Some((no, fd)) = t.reuse.take() {
+            forget(&ctx);
             let status = reuse_socket(fd, no, Some(assoc));
             return Some(finished(key, ctx, status, done));
         } else {
+            forget(&ctx);
             return Some(finished(key, ctx, STATUS_SUCCESS, done));
         };
         match outcome {
             Outcome::Pending => return None,
             // Completed at once, and more to do (or a ticket to settle).
             Outcome::Now { ctx: c, .. } if c.follow => ctx = c,
-            // All done, or failed: the OVERLAPPED is written.
-            Outcome::Now {
-                bytes, ctx: mut c, ..
-            } => {
+            // All done, or failed (at once, or it could not start): the OVERLAPPED is written,
+            // with every byte sent, the earlier stages' too.
+            Outcome::Now { ctx: mut c, .. } => {
                 transmit_drop_ticket(&mut c);
+                let bytes = c.done;
                 return Some(Packet::new(key, bytes, c));
             }
         }

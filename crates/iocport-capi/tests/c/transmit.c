@@ -5,8 +5,11 @@
  * past 4 GiB); head and tail buffers, with and without a file; the synchronous form (from the file
  * position, which moves); bad arguments; a peer that resets (SIGPIPE has its default action when
  * the program starts, as in any C program: no signal kills it); CloseHandle of the file right
- * after the call; CancelIoEx of a transmission the peer does not read; TF_DISCONNECT and
- * TF_REUSE_SOCKET.
+ * after the call; CancelIoEx of a transmission the peer does not read; CancelIoEx and closesocket
+ * between two stages (the head sent, the file not started; the file sent, the tail not started:
+ * no later stage starts, one packet, the bytes sent so far); a stage that cannot start (the
+ * packet counts the earlier stages' bytes); CancelIoEx at varying moments (one packet, success
+ * with every byte or ERROR_OPERATION_ABORTED); TF_DISCONNECT and TF_REUSE_SOCKET.
  */
 #include "common.h"
 
@@ -28,6 +31,10 @@ struct reader {
     size_t reset_after;
     int eof;
     int done;
+    /* Stops after this many bytes (0: never), sets `held` and waits for `go`. */
+    size_t hold_at;
+    int held;
+    int go;
     pthread_t thread;
 };
 
@@ -44,6 +51,16 @@ static void *read_loop(void *arg)
         }
         if (r->reset_after && room > r->reset_after - r->got) {
             room = r->reset_after - r->got;
+        }
+        if (r->hold_at && !ALOAD(&r->go)) {
+            if (r->got >= r->hold_at) {
+                ASTORE(&r->held, 1);
+                sleep_ms(1);
+                continue;
+            }
+            if (room > r->hold_at - r->got) {
+                room = r->hold_at - r->got;
+            }
         }
         p.fd = (int)r->s;
         p.events = POLLIN;
@@ -71,15 +88,22 @@ static void *read_loop(void *arg)
     return NULL;
 }
 
-static void reader_start(struct reader *r, SOCKET s, size_t want, size_t reset_after)
+static void reader_start_held(struct reader *r, SOCKET s, size_t want, size_t reset_after,
+                              size_t hold_at)
 {
     memset(r, 0, sizeof *r);
     r->s = s;
     r->want = want;
     r->reset_after = reset_after;
+    r->hold_at = hold_at;
     r->buf = (char *)malloc(want ? want : 1);
     CHECK(r->buf != NULL);
     CHECK_EQ(pthread_create(&r->thread, NULL, read_loop, r), 0);
+}
+
+static void reader_start(struct reader *r, SOCKET s, size_t want, size_t reset_after)
+{
+    reader_start_held(r, s, want, reset_after, 0);
 }
 
 static void reader_join(struct reader *r)
@@ -604,6 +628,318 @@ static void cancel(HANDLE port, HANDLE file)
     CHECK_EQ(closesocket(s), 0);
 }
 
+/* ---- Between stages ----------------------------------------------------------------------- */
+
+#define BIG_HEAD ((size_t)1 << 20)
+#define MID_FILE ((size_t)1 << 20)
+
+/*
+ * Starts a TransmitFile of a 1 MiB head, MID_FILE bytes of the file from `off` and a short tail
+ * on a connection that absorbs little, then lets the peer read exactly `upto` bytes: the stage
+ * that sends the last of them completes, and the next one is left to whichever thread dequeues
+ * its packet; none does here. (With `upto` past the head, the head's packet is dequeued, which
+ * starts the file stage, while the peer holds after a few file bytes: the file stage cannot end
+ * meanwhile.) GetOverlappedResult (which moves completions to the port's queue) then polls a
+ * while: the operation is pending, between two stages, with no stage in the kernel.
+ */
+static ULONG_PTR stop_between_stages(HANDLE port, HANDLE file, uint64_t off, SOCKET *c, SOCKET *s,
+                                     OVERLAPPED *ov, TRANSMIT_FILE_BUFFERS *b, char *head,
+                                     size_t upto)
+{
+    static char tail[] = "--tail--";
+    ULONG_PTR key = pair(port, c, s);
+    struct reader r;
+    DWORD n = 0;
+    int i;
+    small_buffers(*c, *s);
+    memset(b, 0, sizeof *b);
+    b->Head = head;
+    b->HeadLength = (DWORD)BIG_HEAD;
+    b->Tail = tail;
+    b->TailLength = (DWORD)(sizeof tail - 1);
+    ov_init(ov);
+    set_offset(ov, off);
+    CHECK(!pTransmitFile(*c, file, (DWORD)MID_FILE, 0, ov, b, 0));
+    CHECK_WSAERR(WSA_IO_PENDING);
+    if (upto > BIG_HEAD) {
+        uint64_t end = now_ms() + 20000u;
+        reader_start_held(&r, *s, upto, 0, BIG_HEAD + 4096);
+        /* Dequeuing the head's packet starts the file stage; the program gets no packet. */
+        while (!ALOAD(&r.held)) {
+            LPOVERLAPPED o = NULL;
+            ULONG_PTR k = 0;
+            SetLastError(0);
+            CHECK(!GetQueuedCompletionStatus(port, &n, &k, &o, 1));
+            CHECK(o == NULL);
+            CHECK_ERR(WAIT_TIMEOUT);
+            BREAK_IF_LATE(end);
+        }
+        ASTORE(&r.go, 1);
+    } else {
+        reader_start(&r, *s, upto, 0);
+    }
+    {
+        /* GetOverlappedResult moves the port on too (the epoll backend sends from there). */
+        uint64_t end = now_ms() + 20000u;
+        while (!ALOAD(&r.done)) {
+            SetLastError(0);
+            CHECK(!GetOverlappedResult(HSOCK(*c), ov, &n, FALSE));
+            CHECK_ERR(ERROR_IO_INCOMPLETE);
+            BREAK_IF_LATE(end);
+            sleep_ms(1);
+        }
+    }
+    reader_join(&r);
+    CHECK_EQ(r.got, upto);
+    CHECK(memcmp(r.buf, head, BIG_HEAD < upto ? BIG_HEAD : upto) == 0);
+    if (upto > BIG_HEAD) {
+        CHECK(memcmp(r.buf + BIG_HEAD, content + off, upto - BIG_HEAD) == 0);
+    }
+    reader_free(&r);
+    for (i = 0; i < 20; i++) {
+        SetLastError(0);
+        CHECK(!GetOverlappedResult(HSOCK(*c), ov, &n, FALSE));
+        CHECK_ERR(ERROR_IO_INCOMPLETE);
+        sleep_ms(5);
+    }
+    return key;
+}
+
+/* Nothing more reaches the peer: the next stage never started. */
+static void expect_nothing_more(SOCKET s)
+{
+    char x;
+    sleep_ms(20);
+    CHECK_EQ(sys_recv((int)s, &x, 1, MSG_DONTWAIT), -1);
+}
+
+static void cancel_between_stages(HANDLE port, HANDLE file)
+{
+    char *head = (char *)malloc(BIG_HEAD);
+    size_t upto[2];
+    int i;
+    CHECK(head != NULL);
+    fill_pattern(head, BIG_HEAD, 23);
+    upto[0] = BIG_HEAD;
+    upto[1] = BIG_HEAD + MID_FILE;
+    for (i = 0; i < 2; i++) {
+        SOCKET c, s;
+        OVERLAPPED ov;
+        TRANSMIT_FILE_BUFFERS b;
+        DWORD bytes = 0xfeed;
+        ULONG_PTR k = 0;
+        LPOVERLAPPED o = NULL;
+        ULONG_PTR key;
+        test_step("CancelIoEx between stages (%s): TRUE, one packet, ERROR_OPERATION_ABORTED",
+                  i == 0 ? "head sent, file not started" : "file sent, tail not started");
+        key = stop_between_stages(port, file, (uint64_t)i * 8192, &c, &s, &ov, &b, head, upto[i]);
+        CHECK(CancelIoEx(HSOCK(c), &ov));
+        SetLastError(0);
+        CHECK(!GetQueuedCompletionStatus(port, &bytes, &k, &o, PACKET_WAIT_MS));
+        CHECK_ERR(ERROR_OPERATION_ABORTED);
+        CHECK_EQ(o, &ov);
+        CHECK_EQ(k, key);
+        CHECK_EQ(bytes, upto[i]);
+        CHECK_EQ((NTSTATUS)ov.Internal, STATUS_CANCELLED);
+        CHECK_EQ(ov.InternalHigh, bytes);
+        expect_nothing_more(s);
+        EXPECT_NO_PACKET(port, 20);
+        SetLastError(0);
+        CHECK(!CancelIoEx(HSOCK(c), &ov));
+        CHECK_ERR(ERROR_NOT_FOUND);
+        CHECK_EQ(closesocket(c), 0);
+        CHECK_EQ(closesocket(s), 0);
+    }
+
+    test_step("CancelIo (the starting thread's I/O) between stages: ERROR_OPERATION_ABORTED");
+    {
+        SOCKET c, s;
+        OVERLAPPED ov;
+        TRANSMIT_FILE_BUFFERS b;
+        ULONG_PTR key = stop_between_stages(port, file, 0, &c, &s, &ov, &b, head, BIG_HEAD);
+        DWORD bytes = 0xfeed;
+        ULONG_PTR k = 0;
+        LPOVERLAPPED o = NULL;
+        CHECK(CancelIo(HSOCK(c)));
+        SetLastError(0);
+        CHECK(!GetQueuedCompletionStatus(port, &bytes, &k, &o, PACKET_WAIT_MS));
+        CHECK_ERR(ERROR_OPERATION_ABORTED);
+        CHECK_EQ(o, &ov);
+        CHECK_EQ(k, key);
+        CHECK_EQ(bytes, BIG_HEAD);
+        expect_nothing_more(s);
+        CHECK_EQ(closesocket(c), 0);
+        CHECK_EQ(closesocket(s), 0);
+    }
+
+    test_step("closesocket between stages: one packet, ERROR_CONNECTION_ABORTED, the bytes sent");
+    {
+        SOCKET c, s;
+        OVERLAPPED ov;
+        TRANSMIT_FILE_BUFFERS b;
+        ULONG_PTR key =
+            stop_between_stages(port, file, 4096, &c, &s, &ov, &b, head, BIG_HEAD + MID_FILE);
+        DWORD bytes = 0xfeed;
+        ULONG_PTR k = 0;
+        LPOVERLAPPED o = NULL;
+        char x;
+        CHECK_EQ(closesocket(c), 0);
+        SetLastError(0);
+        CHECK(!GetQueuedCompletionStatus(port, &bytes, &k, &o, PACKET_WAIT_MS));
+        CHECK_ERR(ERROR_CONNECTION_ABORTED);
+        CHECK_EQ(o, &ov);
+        CHECK_EQ(k, key);
+        CHECK_EQ(bytes, BIG_HEAD + MID_FILE);
+        CHECK_EQ((NTSTATUS)ov.Internal, STATUS_CONNECTION_ABORTED);
+        CHECK_EQ(ov.InternalHigh, bytes);
+        /* The end of the stream, and no tail before it. */
+        CHECK_EQ(sys_recv((int)s, &x, 1, 0), 0);
+        EXPECT_NO_PACKET(port, 20);
+        CHECK_EQ(closesocket(s), 0);
+    }
+    free(head);
+}
+
+static void stage_fails_to_start(HANDLE port, HANDLE file)
+{
+    SOCKET c, s;
+    ULONG_PTR key = pair(port, &c, &s);
+    char *head = (char *)malloc(BIG_HEAD);
+    struct reader r;
+    OVERLAPPED ov;
+    TRANSMIT_FILE_BUFFERS b;
+    DWORD bytes = 0xfeed;
+    ULONG_PTR k = 0;
+    LPOVERLAPPED o = NULL;
+    BOOL ok;
+
+    test_step("a later stage that cannot start: the packet counts the bytes sent before it");
+    CHECK(head != NULL);
+    fill_pattern(head, BIG_HEAD, 29);
+    small_buffers(c, s);
+    memset(&b, 0, sizeof b);
+    b.Head = head;
+    b.HeadLength = (DWORD)BIG_HEAD;
+    ov_init(&ov);
+    /* An offset of 2^63 (negative as a LARGE_INTEGER): the file stage cannot start. */
+    set_offset(&ov, (uint64_t)1 << 63);
+    WSASetLastError(0);
+    ok = pTransmitFile(c, file, 1000, 0, &ov, &b, 0);
+    CHECK(!ok);
+    if (WSAGetLastError() != WSA_IO_PENDING) {
+        /* Refused up front: then nothing was sent. */
+        CHECK_WSAERR(WSAEINVAL);
+        expect_nothing_more(s);
+    } else {
+        reader_start(&r, s, BIG_HEAD + 1, 0);
+        SetLastError(0);
+        CHECK(!GetQueuedCompletionStatus(port, &bytes, &k, &o, PACKET_WAIT_MS));
+        CHECK(GetLastError() != 0);
+        CHECK_EQ(o, &ov);
+        CHECK_EQ(k, key);
+        CHECK_EQ(bytes, BIG_HEAD);
+        CHECK((NTSTATUS)ov.Internal < 0);
+        CHECK_EQ(ov.InternalHigh, bytes);
+        /* The peer got the head and nothing after it. */
+        while (!ALOAD(&r.done) && r.got < BIG_HEAD) {
+            sleep_ms(1);
+        }
+        sleep_ms(50);
+        CHECK_EQ(closesocket(c), 0);
+        reader_join(&r);
+        CHECK_EQ(r.got, BIG_HEAD);
+        CHECK(memcmp(r.buf, head, BIG_HEAD) == 0);
+        reader_free(&r);
+        c = INVALID_SOCKET;
+    }
+    EXPECT_NO_PACKET(port, 20);
+    if (c != INVALID_SOCKET) {
+        CHECK_EQ(closesocket(c), 0);
+    }
+    CHECK_EQ(closesocket(s), 0);
+    free(head);
+}
+
+static void cancel_race(HANDLE port, HANDLE file)
+{
+    static char head[1500], tail[700];
+    size_t fl = 20000, total = sizeof head + fl + sizeof tail;
+    char *expected = (char *)malloc(total);
+    char *got = (char *)malloc(total);
+    TRANSMIT_FILE_BUFFERS b;
+    uint64_t end = now_ms() + 2500u;
+    int i, whole = 0, aborted = 0;
+
+    test_step("CancelIoEx at varying moments: one packet, all bytes or ERROR_OPERATION_ABORTED");
+    CHECK(expected != NULL && got != NULL);
+    fill_pattern(head, sizeof head, 31);
+    fill_pattern(tail, sizeof tail, 37);
+    memcpy(expected, head, sizeof head);
+    memcpy(expected + sizeof head, content + 50, fl);
+    memcpy(expected + sizeof head + fl, tail, sizeof tail);
+    b.Head = head;
+    b.HeadLength = (DWORD)sizeof head;
+    b.Tail = tail;
+    b.TailLength = (DWORD)sizeof tail;
+    for (i = 0; i < 200 && now_ms() < end; i++) {
+        SOCKET c, s;
+        ULONG_PTR key = pair(port, &c, &s);
+        OVERLAPPED ov;
+        BOOL ok, found;
+        DWORD bytes = 0xfeed;
+        ULONG_PTR k = 0;
+        LPOVERLAPPED o = NULL;
+        uint64_t spin_until;
+        struct timespec ts;
+        ov_init(&ov);
+        set_offset(&ov, 50);
+        ok = pTransmitFile(c, file, (DWORD)fl, 0, &ov, &b, 0);
+        if (!ok) {
+            CHECK_WSAERR(WSA_IO_PENDING);
+        }
+        /* At once, or after up to ~0.5 ms. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        spin_until = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+                     (uint64_t)(i % 11) * 50000u;
+        do {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+        } while ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec < spin_until);
+        SetLastError(0);
+        found = CancelIoEx(HSOCK(c), &ov);
+        if (!found) {
+            /* Not found: the operation was over, and its outcome is written. */
+            CHECK_ERR(ERROR_NOT_FOUND);
+        }
+        SetLastError(0);
+        ok = GetQueuedCompletionStatus(port, &bytes, &k, &o, PACKET_WAIT_MS);
+        CHECK_EQ(o, &ov);
+        CHECK_EQ(k, key);
+        CHECK_EQ(ov.InternalHigh, bytes);
+        if (ok) {
+            /* Done before the cancel took: every byte, all delivered. */
+            CHECK_EQ(bytes, total);
+            CHECK_EQ((NTSTATUS)ov.Internal, STATUS_SUCCESS);
+            recv_exact(s, got, total);
+            CHECK(memcmp(got, expected, total) == 0);
+            whole++;
+        } else {
+            /* Only a cancel that found it pending ends it so. */
+            CHECK_ERR(ERROR_OPERATION_ABORTED);
+            CHECK(found);
+            CHECK((size_t)bytes <= total);
+            CHECK_EQ((NTSTATUS)ov.Internal, STATUS_CANCELLED);
+            aborted++;
+        }
+        EXPECT_NO_PACKET(port, 0);
+        CHECK_EQ(closesocket(c), 0);
+        CHECK_EQ(closesocket(s), 0);
+    }
+    test_step("%d runs: %d complete, %d aborted", i, whole, aborted);
+    CHECK(i >= 20);
+    free(expected);
+    free(got);
+}
+
 static void disconnect_reuse(HANDLE port, HANDLE file)
 {
     SOCKET c, s;
@@ -707,6 +1043,9 @@ int main(void)
     peer_resets(port, file);
     close_file_meanwhile(port);
     cancel(port, file);
+    cancel_between_stages(port, file);
+    stage_fails_to_start(port, file);
+    cancel_race(port, file);
     disconnect_reuse(port, file);
     CHECK(CloseHandle(file));
     CHECK(CloseHandle(port));
