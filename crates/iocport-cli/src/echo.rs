@@ -18,9 +18,11 @@
 //! The `echo` benchmark suite runs this same [`Server`], in-process, against tokio and a thread per
 //! connection.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use iocport::{CompletionPort, GetError, Handle, Packet, Started};
@@ -57,6 +59,17 @@ pub(crate) enum RecvMode {
     /// Receives take a buffer from the port's provided buffers only when data arrives
     /// (`recv_provided`): a waiting connection holds none.
     Provided,
+    /// One receive per connection that stays armed (`recv_multishot_with`), each message in a
+    /// provided buffer: no receive is started per message. Messages are numbered, and each
+    /// connection's echoes go out in their order, one send at a time, whichever worker got them.
+    Multishot,
+}
+
+impl RecvMode {
+    /// Whether receives take provided buffers.
+    fn provided(self) -> bool {
+        self != RecvMode::Own
+    }
 }
 
 /// `--submit`: [`iocport::SubmitMode`] on the command line.
@@ -147,8 +160,104 @@ pub(crate) enum Op {
     Recv(Arc<Handle<Op>>),
     /// A send of the echo on a connection.
     Send(Arc<Handle<Op>>),
+    /// `--recv multishot`: a connection's receive, whose messages are numbered from the second
+    /// field on (its own packet is its last).
+    Msgs(Arc<Conn>, u64),
+    /// `--recv multishot`: one message, and its number.
+    Msg(Arc<Conn>, u64),
+    /// `--recv multishot`: the send of a message's echo.
+    Sent(Arc<Conn>),
     /// The read on the signalfd: its packet means "stop".
     Stop,
+}
+
+/// A connection served by a multishot receive (`--recv multishot`). Its messages are numbered
+/// as they are received, and their echoes go out in that order, one send at a time: two workers
+/// may each take one of its messages at once.
+pub(crate) struct Conn {
+    h: Handle<Op>,
+    /// Messages numbered so far (the next one's number), written as each message's packet is
+    /// made: when a receive's last packet arrives, every message it received is numbered below.
+    numbered: AtomicU64,
+    order: Mutex<Order>,
+}
+
+/// Which echo goes out next on a [`Conn`].
+#[derive(Default)]
+struct Order {
+    /// The number of the next message to send.
+    next: u64,
+    /// A send is in flight.
+    sending: bool,
+    /// Messages that came before their turn.
+    waiting: BTreeMap<u64, Vec<u8>>,
+}
+
+/// The value of a multishot receive's packet: its message's number.
+fn number(op: &Op, n: u64) -> Op {
+    match op {
+        Op::Msgs(conn, first) => {
+            conn.numbered.store(first + n + 1, Ordering::Relaxed);
+            Op::Msg(Arc::clone(conn), first + n)
+        }
+        // Only `Msgs` starts a multishot receive.
+        _ => Op::Stop,
+    }
+}
+
+/// Starts a connection's multishot receive, numbering its messages from `first`.
+fn receive_numbered(port: &CompletionPort<Op>, conn: &Arc<Conn>, first: u64) -> Result<(), String> {
+    match conn
+        .h
+        .recv_multishot_with(0, Op::Msgs(Arc::clone(conn), first), number)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if port.is_closed() || matches!(e.error, iocport::Error::Closed) => Ok(()),
+        Err(e) => Err(format!("recv_multishot: {e}")),
+    }
+}
+
+/// Sends message `buf` of `conn` if it is its turn and no send is in flight; else keeps it for
+/// its turn.
+fn echo_in_order(
+    conn: &Arc<Conn>,
+    n: u64,
+    buf: Vec<u8>,
+    ready: &mut Vec<Packet<Op>>,
+) -> Result<(), String> {
+    {
+        let mut order = lock(&conn.order);
+        if order.sending || n != order.next {
+            order.waiting.insert(n, buf);
+            return Ok(());
+        }
+        order.sending = true;
+        order.next += 1;
+    }
+    started(conn.h.send(buf, 0, Op::Sent(Arc::clone(conn))), ready)
+}
+
+/// A send of `conn` is done: sends the next message if it has come.
+fn echo_next(conn: &Arc<Conn>, ready: &mut Vec<Packet<Op>>) -> Result<(), String> {
+    let buf = {
+        let mut order = lock(&conn.order);
+        let next = order.next;
+        match order.waiting.remove(&next) {
+            Some(buf) => {
+                order.next += 1;
+                buf
+            }
+            None => {
+                order.sending = false;
+                return Ok(());
+            }
+        }
+    };
+    started(conn.h.send(buf, 0, Op::Sent(Arc::clone(conn))), ready)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A running echo server: its port, its address and its worker threads.
@@ -182,7 +291,7 @@ impl Server {
             .submit_mode(mode)
             .build::<Op, Vec<u8>>()
             .map_err(|e| format!("cannot create the completion port: {e}"))?;
-        if recv == RecvMode::Provided {
+        if recv.provided() {
             provide(&port, PROVIDED_START)?;
         }
         let mut server = Server {
@@ -336,13 +445,13 @@ fn on_packet(
             started(listener.accept(Op::Accept(Arc::clone(&listener))), ready)
         }
         (buf, _, Op::Recv(h)) => {
-            if status.errno() == Some(libc::ENOBUFS) && recv == RecvMode::Provided {
+            if status.errno() == Some(libc::ENOBUFS) && recv.provided() {
                 // The port ran out of provided buffers: give it more, and receive again.
                 provide(port, PROVIDED_MORE)?;
-                return started(h.recv_provided(0, Op::Recv(Arc::clone(&h))), ready);
+                return receive(recv, &h, ready);
             }
             if status.error().is_some() || p.bytes == 0 {
-                if let (Some(buf), RecvMode::Provided) = (buf, recv) {
+                if let Some(buf) = buf.filter(|_| recv.provided()) {
                     give_back(port, buf);
                 }
                 return Ok(());
@@ -350,6 +459,41 @@ fn on_packet(
             let mut buf = buf.ok_or("a recv packet without its buffer")?;
             buf.truncate(p.bytes);
             started(h.send(buf, 0, Op::Send(Arc::clone(&h))), ready)
+        }
+        (buf, _, Op::Msg(conn, n)) => {
+            // A message: success and bytes, always.
+            let mut buf = buf.ok_or("a multishot packet without its buffer")?;
+            buf.truncate(p.bytes);
+            echo_in_order(&conn, n, buf, ready)
+        }
+        (buf, _, Op::Msgs(conn, _)) => {
+            // The receive's last packet: every message it received is numbered below
+            // `numbered`.
+            if let Some(buf) = buf {
+                give_back(port, buf);
+            }
+            if status.errno() == Some(libc::ENOBUFS) {
+                provide(port, PROVIDED_MORE)?;
+                let first = conn.numbered.load(Ordering::Relaxed);
+                return receive_numbered(port, &conn, first);
+            }
+            // End of stream, an error, or the port closing: the connection closes once its
+            // last echo is sent.
+            Ok(())
+        }
+        (buf, _, Op::Sent(conn)) => {
+            if status.error().is_some() {
+                // The peer is gone: end the receive too (its last packet lets the handle go).
+                let _ = conn.h.cancel_all();
+                return Ok(());
+            }
+            let mut buf = buf.ok_or("a send packet without its buffer")?;
+            if p.bytes < buf.len() {
+                buf.drain(..p.bytes);
+                return started(conn.h.send(buf, 0, Op::Sent(Arc::clone(&conn))), ready);
+            }
+            give_back(port, buf);
+            echo_next(&conn, ready)
         }
         (buf, _, Op::Send(h)) => {
             if status.error().is_some() {
@@ -369,8 +513,21 @@ fn on_packet(
                     give_back(port, buf);
                     started(h.recv_provided(0, Op::Recv(Arc::clone(&h))), ready)
                 }
+                // Its sends are `Sent`.
+                RecvMode::Multishot => Err("a multishot connection's send as `Send`".into()),
             }
         }
+    }
+}
+
+/// Starts a connection's one-shot receive: into a provided buffer (`Provided`), or its own
+/// buffer for `Own`.
+fn receive(recv: RecvMode, h: &Arc<Handle<Op>>, ready: &mut Vec<Packet<Op>>) -> Result<(), String> {
+    let op = Op::Recv(Arc::clone(h));
+    match recv {
+        RecvMode::Own => started(h.recv(vec![0; BUF], 0, op), ready),
+        RecvMode::Provided => started(h.recv_provided(0, op), ready),
+        RecvMode::Multishot => Err("a multishot connection's receive as `Recv`".into()),
     }
 }
 
@@ -410,11 +567,15 @@ fn connection(
             // An echo nearly always fits in the socket buffer: a send that completes at once skips
             // the port.
             h.set_skip_on_success_writes(true);
-            let h = Arc::new(h);
-            match recv {
-                RecvMode::Own => started(h.recv(vec![0; BUF], 0, Op::Recv(Arc::clone(&h))), ready),
-                RecvMode::Provided => started(h.recv_provided(0, Op::Recv(Arc::clone(&h))), ready),
+            if recv == RecvMode::Multishot {
+                let conn = Arc::new(Conn {
+                    h,
+                    numbered: AtomicU64::new(0),
+                    order: Mutex::default(),
+                });
+                return receive_numbered(port, &conn, 0);
             }
+            receive(recv, &Arc::new(h), ready)
         }
         Err(iocport::Error::Closed) => Ok(()),
         Err(e) => Err(format!("associate a connection: {e}")),

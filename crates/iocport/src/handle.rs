@@ -11,7 +11,7 @@ use crate::buf::IoBuf;
 use crate::error::{Error, OpError};
 use crate::id::OpId;
 use crate::io::{
-    done_now, skips, try_now, BackendChoice, BackendInfo, Config, FdEntry, Feature, Start,
+    done_now, skips, try_now, BackendChoice, BackendInfo, Config, FdEntry, Feature, Repeat, Start,
     SubmitMode, SKIP_READS, SKIP_WRITES,
 };
 use crate::op::{Interest, Lent, Op, Pipe, Request, CURRENT_POSITION};
@@ -185,10 +185,11 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             });
         }
         let (op, lent) = req.lend();
-        self.start_lent(key, fd, op, lent, value)
+        self.start_lent(key, fd, op, lent, value, None)
     }
 
-    /// Starts an operation whose buffers are checked and lent already.
+    /// Starts an operation whose buffers are checked and lent already; `repeat` makes the value
+    /// of each packet but the last of an operation with many (the last one hands `value` back).
     fn start_lent(
         &self,
         key: usize,
@@ -196,6 +197,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
         op: Op,
         lent: Lent<B>,
         value: T,
+        repeat: Option<Repeat<T>>,
     ) -> Result<OpId, OpError<T, B>> {
         let io = match self.io() {
             Ok(io) => io,
@@ -211,6 +213,7 @@ impl<T: Send + 'static, B: IoBuf> CompletionPort<T, B> {
             key,
             fd,
             defer: deferred(self.id()),
+            repeat,
         };
         io.submit_lent(start, op, lent, value, &mut || self.reap_in_place())
     }
@@ -335,7 +338,7 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
             }
             return self
                 .port
-                .start_lent(self.key, Some(&self.fd), op, lent, value)
+                .start_lent(self.key, Some(&self.fd), op, lent, value, None)
                 .map(Started::Pending);
         }
         self.port
@@ -446,7 +449,107 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
                 })
             }
         };
-        self.start(Request::RecvProvided { flags, pool }, value)
+        let multishot = false;
+        self.start(
+            Request::RecvProvided {
+                flags,
+                pool,
+                multishot,
+            },
+            value,
+        )
+    }
+
+    /// Receives every message that arrives, with one request that stays armed: each message
+    /// comes in its own packet, in a buffer the port provides when it arrives (as
+    /// [`recv_provided`](Self::recv_provided)), until the operation ends. Saves the submission
+    /// (and, on io_uring, the readiness arming) of one receive per message.
+    ///
+    /// Every packet carries the operation's id, the handle's key and a clone of `value`; the last
+    /// one carries `value` itself ([`recv_multishot_with`](Self::recv_multishot_with) makes each
+    /// packet's value with a function of its own, which is given the message's ordinal). A
+    /// packet with data (success, `bytes > 0`, the buffer in [`Data::Buf`](crate::Data::Buf))
+    /// has more after it; the last packet is the one with an error or with 0 bytes:
+    /// - 0 bytes, success: end of stream (it may carry a provided buffer, 0 bytes of it filled);
+    /// - `ENOBUFS`: the port had no buffer for the next message (provide more and start another;
+    ///   the message waits in the socket). With no buffer when it starts, it ends so at once;
+    ///   once it has received, only when a message is there to take;
+    /// - `ECANCELED`: [`cancel`](CompletionPort::cancel), the handle dropped, or the port closed;
+    /// - any other error of `recv(2)`.
+    ///
+    /// The packets are queued in the order of the data, each before the next message is
+    /// received. With several threads calling `get`, two of them may handle two messages of
+    /// one connection at once: a program that must keep their order (a stream) orders them by
+    /// the ordinals [`recv_multishot_with`](Self::recv_multishot_with) gives (as a Windows
+    /// server with several receives pending on one socket numbers them). The kernel never ends
+    /// the operation for its own reasons (a full completion queue, its submitting thread's
+    /// exit): the port starts it again under the same id.
+    ///
+    /// The values are made by the thread that reaps each completion, with the port's operation
+    /// table locked (as the [completion hook](CompletionPort::set_completion_hook)'s work):
+    /// `T`'s `clone` must be cheap (an `Arc`, a plain value), must not start or cancel
+    /// operations on this port, and must not panic (a panicking clone loses that message's
+    /// packet).
+    ///
+    /// On io_uring this is `IORING_RECV_MULTISHOT` with the provided buffer ring (Linux 6.0); on
+    /// the epoll backend each readiness event receives until the socket would block. `flags` are
+    /// `recv(2)`'s, without `MSG_DONTWAIT` or `MSG_WAITALL`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_provided`](Self::recv_provided); [`Error::InvalidArgument`] for `MSG_DONTWAIT`
+    /// or `MSG_WAITALL`; [`Error::Unsupported`] where the kernel has no multishot receive
+    /// (before Linux 6.0).
+    pub fn recv_multishot(&self, flags: i32, value: T) -> Result<OpId, OpError<T, B>>
+    where
+        T: Clone,
+    {
+        self.recv_multishot_with(flags, value, clone_value::<T>)
+    }
+
+    /// As [`recv_multishot`](Self::recv_multishot), each message's packet carrying
+    /// `each(&value, n)`, `n` the message's ordinal (0 for the first); the last packet carries
+    /// `value`. `each` runs as `recv_multishot`'s clones do (the operation table locked: short,
+    /// no operations on this port, no panic).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_multishot`](Self::recv_multishot).
+    pub fn recv_multishot_with(
+        &self,
+        flags: i32,
+        value: T,
+        each: fn(&T, u64) -> T,
+    ) -> Result<OpId, OpError<T, B>> {
+        let refuse = |error, value| {
+            Err(OpError {
+                error,
+                value,
+                data: Data::None,
+            })
+        };
+        if flags & (libc::MSG_DONTWAIT | libc::MSG_WAITALL) != 0 {
+            let reason = "a multishot receive takes neither MSG_DONTWAIT nor MSG_WAITALL";
+            let error = Error::InvalidArgument {
+                op: "recv_multishot",
+                fd: self.fd.raw(),
+                reason,
+            };
+            return refuse(error, value);
+        }
+        let pool = match self.port.io().and_then(|io| io.ensure_pool().map(|()| io)) {
+            Ok(io) => Arc::clone(io.available()),
+            Err(error) => return refuse(error, value),
+        };
+        let multishot = true;
+        let req = Request::RecvProvided {
+            flags,
+            pool,
+            multishot,
+        };
+        let (op, lent) = req.lend();
+        self.port
+            .start_lent(self.key, Some(&self.fd), op, lent, value, Some(each))
     }
 
     /// Receives one datagram into `buf`; the packet's [`Data::From`](crate::Data::From) carries the
@@ -531,6 +634,39 @@ impl<T: Send + 'static, B: IoBuf> Handle<T, B> {
         self.start(Request::Accept, value)
     }
 
+    /// Accepts every connection that arrives, with one request that stays armed: each comes in
+    /// its own packet ([`Data::Accepted`](crate::Data::Accepted): the new socket and the peer's
+    /// address), until the operation ends with an error (its last packet, carrying `value`
+    /// itself; the others carry clones, made as [`recv_multishot`](Self::recv_multishot)'s are): `ECANCELED` ([`cancel`](CompletionPort::cancel), the
+    /// handle dropped, the port closed), or an error of `accept(2)` (`EMFILE`, `ENFILE`,
+    /// `ENOBUFS`, `ENOMEM`, `ECONNABORTED`...: start another, later if it was for want of
+    /// descriptors or memory). As with [`recv_multishot`](Self::recv_multishot), the kernel never
+    /// ends it for its own reasons: the port starts it again under the same id.
+    ///
+    /// On io_uring this is `IORING_ACCEPT_MULTISHOT` (Linux 5.19; used where the kernel has the
+    /// multishot receive, Linux 6.0); on the epoll backend each readiness event accepts until
+    /// the listener would block.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](Self::accept); [`Error::Unsupported`] where the kernel has no multishot
+    /// operations (before Linux 6.0).
+    #[doc(alias = "AcceptEx")]
+    pub fn accept_multishot(&self, value: T) -> Result<OpId, OpError<T, B>>
+    where
+        T: Clone,
+    {
+        let (op, lent) = Request::AcceptMulti.lend();
+        self.port.start_lent(
+            self.key,
+            Some(&self.fd),
+            op,
+            lent,
+            value,
+            Some(clone_value::<T>),
+        )
+    }
+
     /// Connects a socket to `addr`; a refused connection is a packet with `ECONNREFUSED`.
     #[doc(alias = "ConnectEx")]
     pub fn connect(&self, addr: SocketAddr, value: T) -> Result<Started<T, B>, OpError<T, B>> {
@@ -608,4 +744,10 @@ impl<T: Send + 'static, B: IoBuf> std::fmt::Debug for Handle<T, B> {
             .field("key", &self.key)
             .finish_non_exhaustive()
     }
+}
+
+/// The value of each packet of a multishot operation started without a function of its own: a
+/// clone of the operation's.
+fn clone_value<T: Clone>(value: &T, _ordinal: u64) -> T {
+    value.clone()
 }

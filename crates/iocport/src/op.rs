@@ -78,6 +78,8 @@ pub(crate) enum Request<B> {
         addr: SocketAddr,
     },
     Accept,
+    /// An accept that stays armed: a packet per connection.
+    AcceptMulti,
     Connect(SocketAddr),
     Shutdown(Shutdown),
     Fsync {
@@ -93,10 +95,11 @@ pub(crate) enum Request<B> {
         pipe: Option<Pipe>,
     },
     /// A receive into a buffer the port provides when data arrives (`io/provided.rs`); `pool` is
-    /// the epoll backend's list of them.
+    /// the epoll backend's list of them. `multishot`: it stays armed, one packet per message.
     RecvProvided {
         flags: i32,
         pool: Arc<crate::io::Available>,
+        multishot: bool,
     },
 }
 
@@ -109,21 +112,42 @@ pub(crate) const TRANSMIT_MAX: u32 = i32::MAX as u32 - 1;
 pub(crate) enum Op {
     Nop,
     Timer,
-    Read { offset: u64 },
-    Write { offset: u64 },
-    Readv { offset: u64 },
-    Writev { offset: u64 },
-    Recv { flags: i32 },
-    Send { flags: i32 },
+    Read {
+        offset: u64,
+    },
+    Write {
+        offset: u64,
+    },
+    Readv {
+        offset: u64,
+    },
+    Writev {
+        offset: u64,
+    },
+    Recv {
+        flags: i32,
+    },
+    Send {
+        flags: i32,
+    },
     RecvFrom,
     SendTo,
     Accept,
+    /// A multishot accept: a completion per connection (`IORING_CQE_F_MORE` on all but the last).
+    AcceptMulti,
     Connect,
     Shutdown(Shutdown),
-    Fsync { datasync: bool },
+    Fsync {
+        datasync: bool,
+    },
     Poll(Interest),
     TransmitFile,
-    RecvProvided { flags: i32 },
+    /// `multishot`: one request, a completion per message (`IORING_CQE_F_MORE` on all but the
+    /// last).
+    RecvProvided {
+        flags: i32,
+        multishot: bool,
+    },
 }
 
 impl Op {
@@ -143,13 +167,19 @@ impl Op {
             Op::RecvFrom => "recv_from",
             Op::SendTo => "send_to",
             Op::Accept => "accept",
+            Op::AcceptMulti => "accept_multishot",
             Op::Connect => "connect",
             Op::Shutdown(_) => "shutdown",
             Op::Fsync { datasync: false } => "fsync",
             Op::Fsync { datasync: true } => "fdatasync",
             Op::Poll(_) => "poll",
             Op::TransmitFile => "transmit_file",
-            Op::RecvProvided { .. } => "recv_provided",
+            Op::RecvProvided {
+                multishot: false, ..
+            } => "recv_provided",
+            Op::RecvProvided {
+                multishot: true, ..
+            } => "recv_multishot",
         }
     }
 }
@@ -170,6 +200,7 @@ impl<B: IoBuf> Request<B> {
             Request::RecvFrom { .. } => Op::RecvFrom,
             Request::SendTo { .. } => Op::SendTo,
             Request::Accept => Op::Accept,
+            Request::AcceptMulti => Op::AcceptMulti,
             Request::Connect(_) => Op::Connect,
             Request::Shutdown(how) => Op::Shutdown(*how),
             Request::Fsync { datasync } => Op::Fsync {
@@ -177,7 +208,12 @@ impl<B: IoBuf> Request<B> {
             },
             Request::Poll(i) => Op::Poll(*i),
             Request::TransmitFile { .. } => Op::TransmitFile,
-            Request::RecvProvided { flags, .. } => Op::RecvProvided { flags: *flags },
+            Request::RecvProvided {
+                flags, multishot, ..
+            } => Op::RecvProvided {
+                flags: *flags,
+                multishot: *multishot,
+            },
         }
     }
 
@@ -282,6 +318,9 @@ impl<B: IoBuf> Request<B> {
                 }
             }
             Request::Accept => Lent::Peer,
+            // Its peers' addresses are read per connection (`getpeername`), not written by the
+            // kernel into the slot, where the next connection's would overwrite them.
+            Request::AcceptMulti => Lent::None,
             Request::Connect(addr) => Lent::Addr(addr),
             Request::RecvProvided { pool, .. } => Lent::Pool(pool),
             Request::TransmitFile {

@@ -17,6 +17,8 @@
 //! - `iocport-provided`: the same server with `--recv provided`: receives take a buffer from the
 //!   port's provided buffers when data arrives (`Handle::recv_provided`), so a waiting connection
 //!   holds none.
+//! - `iocport-multishot`: the same server with `--recv multishot`: each connection keeps one
+//!   receive armed (`Handle::recv_multishot`), a packet per message in a provided buffer.
 //! - `iocport-epoll`: the same server on the epoll backend, forced (`iocport echo --backend
 //!   epoll`).
 //! - `iocport-c`: the C library's IOCP server, `examples/c/echo_server.c` (AcceptEx posted ahead,
@@ -93,6 +95,9 @@ const IOCPORT_C: &str = "iocport-c";
 /// `iocport` whose connections receive into buffers the port provides when data arrives
 /// (`iocport echo --recv provided`, `Handle::recv_provided`): a waiting connection holds none.
 const IOCPORT_PROVIDED: &str = "iocport-provided";
+/// `iocport` whose connections each keep one multishot receive armed, into provided buffers
+/// (`iocport echo --recv multishot`, `Handle::recv_multishot`).
+const IOCPORT_MULTISHOT: &str = "iocport-multishot";
 
 /// The size of one request (and of its echo).
 const MSG: usize = 128;
@@ -215,6 +220,12 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
          provided buffers only when data arrives (io_uring: a provided buffer ring), and gives it \
          back once the echo is sent; 256 buffers to start, 64 more whenever a receive finds none"
     ));
+    report.notes.push(format!(
+        "{IOCPORT_MULTISHOT}: iocport's server with one multishot receive per connection \
+         (`iocport echo --recv multishot`, Handle::recv_multishot; io_uring: \
+         IORING_RECV_MULTISHOT): each message comes in its own packet in a provided buffer, \
+         given back once its echo is sent; no receive is started per message"
+    ));
     match &c_server {
         Ok(_) => report.notes.push(format!(
             "{IOCPORT_C}: examples/c/echo_server.c, cc -O2 against libiocport (release, \
@@ -309,6 +320,9 @@ fn echo_case(
     contenders.push(Contender::new(IOCPORT_PROVIDED, move || {
         round(IocportServer::provided()?, conns, runtime)
     }));
+    contenders.push(Contender::new(IOCPORT_MULTISHOT, move || {
+        round(IocportServer::multishot()?, conns, runtime)
+    }));
     if let Some(exe) = c_server {
         contenders.push(Contender::new(IOCPORT_C, move || {
             round(ChildServer::c(exe, cpus())?, conns, runtime)
@@ -343,7 +357,7 @@ fn idle_case(
             idle_round(ChildServer::c(exe, cpus())?, conns, runtime)
         }));
     }
-    for system in [IOCPORT_PROVIDED, TOKIO, THREADS] {
+    for system in [IOCPORT_PROVIDED, IOCPORT_MULTISHOT, TOKIO, THREADS] {
         contenders.push(Contender::new(system, move || {
             idle_round(ChildServer::bench(system)?, conns, runtime)
         }));
@@ -364,6 +378,7 @@ pub(super) fn serve_child(system: &str) -> Result<(), String> {
     }
     match system {
         IOCPORT_PROVIDED => serve_until_stdin_closes(IocportServer::provided()?),
+        IOCPORT_MULTISHOT => serve_until_stdin_closes(IocportServer::multishot()?),
         TOKIO => serve_until_stdin_closes(TokioServer::start()?),
         THREADS => serve_until_stdin_closes(ThreadServer::start()?),
         _ => Err(format!(
@@ -962,6 +977,11 @@ impl IocportServer {
     /// `iocport-provided`: the default flavor, receiving into provided buffers.
     fn provided() -> Result<IocportServer, String> {
         Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Provided)
+    }
+
+    /// `iocport-multishot`: the default flavor, one multishot receive per connection.
+    fn multishot() -> Result<IocportServer, String> {
+        Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Multishot)
     }
 
     fn start_with(flavor: Flavor, recv: crate::echo::RecvMode) -> Result<IocportServer, String> {

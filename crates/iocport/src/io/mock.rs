@@ -183,6 +183,7 @@ impl Driver {
                 cancel_fd: true,
                 cancel_any: true,
                 multishot_poll: true,
+                recv_multishot: false,
                 coop_taskrun: false,
             },
             report: vec![Feature::new(

@@ -93,7 +93,7 @@ use crate::buf::IoBuf;
 use crate::error::{Error, OpError};
 use crate::id::{Generations, OpId};
 use crate::op::{Interest, IoVecs, Lending, Lent, Op};
-use crate::packet::Packet;
+use crate::packet::{Data, Packet, Status};
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 
 pub(crate) use fd::FdEntry;
@@ -134,7 +134,9 @@ pub(crate) struct Completion {
 }
 
 /// `IORING_CQE_F_BUFFER`: the completion's upper 16 flag bits are a provided buffer's id.
-const CQE_F_BUFFER: u32 = 1;
+pub(crate) const CQE_F_BUFFER: u32 = 1;
+/// `IORING_CQE_F_MORE`: the operation goes on; more completions follow under its `user_data`.
+pub(crate) const CQE_F_MORE: u32 = 2;
 
 /// The kernel features the backend uses beyond the minimum, as probed at set-up (and possibly
 /// pretended missing by `IOCPORT_TEST_MISSING`, so that tests run the paths older kernels take).
@@ -149,6 +151,10 @@ pub(crate) struct Features {
     /// `IORING_POLL_ADD_MULTI` (Linux 5.13): one poll serves every wake-up. Without it: a one-shot
     /// poll, re-armed after each wake-up (the eventfd is drained first).
     pub(crate) multishot_poll: bool,
+    /// `IORING_RECV_MULTISHOT` (Linux 6.0): `recv_multishot`, and `accept_multishot` (whose
+    /// `IORING_ACCEPT_MULTISHOT`, Linux 5.19, it implies). Without it: refused as unsupported.
+    #[cfg_attr(loom, allow(dead_code))] // the model ring runs no receives
+    pub(crate) recv_multishot: bool,
     /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19), used by [`SubmitMode::Caller`] only.
     #[cfg_attr(loom, allow(dead_code))] // the model ring has no task work
     pub(crate) coop_taskrun: bool,
@@ -342,6 +348,11 @@ struct Slot<T, B> {
     op: Op,
     key: usize,
     value: Option<T>,
+    /// An operation with many packets: makes the value of each but the last, from the value and
+    /// the packet's ordinal.
+    repeat: Option<Repeat<T>>,
+    /// Packets of an operation with many, so far.
+    shots: u64,
     lending: Lending<B>,
     /// The iovec array the last vectored tenant used, kept for the next one.
     iov: IoVecs,
@@ -430,12 +441,19 @@ pub(crate) struct Io<T, B: IoBuf> {
 }
 
 /// How an operation should be started.
-pub(crate) struct Start<'a> {
+pub(crate) struct Start<'a, T> {
     pub(crate) key: usize,
     pub(crate) fd: Option<&'a Arc<FdEntry>>,
     /// Inside [`CompletionPort::batch`](crate::CompletionPort::batch): queue, submit later.
     pub(crate) defer: bool,
+    /// An operation with many packets (a multishot receive or accept): makes the value of each
+    /// but the last. It is the program's `Clone`, run under the op table's lock (documented).
+    pub(crate) repeat: Option<Repeat<T>>,
 }
+
+/// Makes the value of a packet of an operation with many, from the operation's value and the
+/// packet's ordinal (from 0).
+pub(crate) type Repeat<T> = fn(&T, u64) -> T;
 
 /// The `user_data` of operation `index` of generation `generation`: the slot in the low half, the
 /// generation's low half above it (the full generation is checked wherever an id is taken from the
@@ -547,7 +565,7 @@ impl<T, B: IoBuf> Io<T, B> {
     /// it takes more.
     pub(crate) fn submit_lent(
         &self,
-        start: Start<'_>,
+        start: Start<'_, T>,
         op: Op,
         lent: Lent<B>,
         value: T,
@@ -596,6 +614,8 @@ impl<T, B: IoBuf> Io<T, B> {
                     op: Op::Nop,
                     key: 0,
                     value: None,
+                    repeat: None,
+                    shots: 0,
                     lending: Lending::default(),
                     iov: IoVecs::default(),
                     fd: None,
@@ -616,6 +636,8 @@ impl<T, B: IoBuf> Io<T, B> {
         slot.op = op;
         slot.key = start.key;
         slot.value = Some(value);
+        slot.repeat = start.repeat;
+        slot.shots = 0;
         slot.fd = start.fd.cloned();
         // A vectored operation brought its own iovec array: give the one kept here to this
         // thread's scratch, for its next vectored operation.
@@ -785,12 +807,14 @@ impl<T, B: IoBuf> Io<T, B> {
         let placed = self.driver.reap(block, max, &mut |c| {
             let locked = locked.get_or_insert_with(|| self.lock());
             match self.complete(locked, &c) {
-                Some(mut packet) => {
+                Some((mut packet, last)) => {
                     if let Some(hook) = self.hook.get() {
                         hook(&mut packet);
                     }
                     place(packet);
-                    locked.ops().in_flight -= 1;
+                    if last {
+                        locked.ops().in_flight -= 1;
+                    }
                     true
                 }
                 None => false,
@@ -821,8 +845,13 @@ impl<T, B: IoBuf> Io<T, B> {
         placed
     }
 
-    /// Turns a completion into its packet, freeing the slot.
-    fn complete(&self, locked: &mut Locked<'_, T, B>, c: &Completion) -> Option<Packet<T, B>> {
+    /// Turns a completion into its packet and whether it is the operation's last, which frees the
+    /// slot; `None` if the operation goes on without a packet (started again, its next stage).
+    fn complete(
+        &self,
+        locked: &mut Locked<'_, T, B>,
+        c: &Completion,
+    ) -> Option<(Packet<T, B>, bool)> {
         let index = (c.user_data & 0xffff_ffff) as usize;
         let ops = locked.ops();
         let slot = ops.slots.get_mut(index)?;
@@ -833,6 +862,63 @@ impl<T, B: IoBuf> Io<T, B> {
                 c.user_data
             );
             return None;
+        }
+        if let Some(repeat) = slot.repeat {
+            let more = c.flags & CQE_F_MORE != 0;
+            let accepted = slot.op == Op::AcceptMulti && c.result >= 0;
+            if more || c.result > 0 || accepted {
+                // A message of an operation with many packets: its own packet, with its buffer
+                // and a clone of the value; the slot stays. A last completion that carries data
+                // (the kernel ended the request for its own reasons: a full completion queue)
+                // is not the operation's end: its data goes out the same way and the request
+                // is started again under the same id.
+                let generation = std::num::NonZeroU64::new(slot.generation).expect("live: not 0");
+                let id = OpId::new(index as u32, generation);
+                let (bytes, data) = if accepted {
+                    (0, accepted_socket(c.result))
+                } else {
+                    let buf = if c.flags & CQE_F_BUFFER != 0 {
+                        lock(&self.provided).take((c.flags >> 16) as u16)
+                    } else {
+                        None
+                    };
+                    (
+                        usize::try_from(c.result).unwrap_or(0),
+                        buf.map_or(Data::None, Data::Buf),
+                    )
+                };
+                let packet = Packet {
+                    key: slot.key,
+                    bytes,
+                    status: match c.result {
+                        r if r < 0 => Status::from_errno(-r),
+                        _ => Status::SUCCESS,
+                    },
+                    op: Some(id),
+                    value: repeat(
+                        slot.value.as_ref().expect("a live slot holds its value"),
+                        slot.shots,
+                    ),
+                    data,
+                };
+                slot.shots += 1;
+                if !more {
+                    let stopped = slot.cancel_requested
+                        || ops.closed
+                        || slot.fd.as_ref().is_some_and(|f| {
+                            f.closing.load(Ordering::Relaxed)
+                                || f.cancel_epoch.load(Ordering::Relaxed) != slot.fd_epoch
+                        });
+                    self.push_stage(slot, &mut ops.restarts, index, c.user_data);
+                    if stopped {
+                        // Its cancel may have found nothing in the kernel between the two
+                        // requests: one follows the new request (queued after it).
+                        ops.cancels.push(PendingCancel::Op(id));
+                        self.cancels_waiting.store(true, Ordering::Release);
+                    }
+                }
+                return Some((packet, false));
+            }
         }
         if c.result == -libc::ECANCELED
             && self.caller_owned
@@ -937,6 +1023,7 @@ impl<T, B: IoBuf> Io<T, B> {
             slot.iov = iov;
         }
         slot.live = false;
+        slot.repeat = None;
         let value = slot.value.take().expect("a live slot holds its value");
         let fd = slot.fd.take();
         let generation = std::num::NonZeroU64::new(slot.generation).expect("live: not 0");
@@ -947,14 +1034,15 @@ impl<T, B: IoBuf> Io<T, B> {
             // The last operation on a dropped handle closes the fd, once the lock is released.
             locked.release_fd(fd);
         }
-        Some(Packet {
+        let packet = Packet {
             key,
             bytes,
             status,
             op: Some(OpId::new(index as u32, generation)),
             value,
             data,
-        })
+        };
+        Some((packet, true))
     }
 
     /// Queues the request a staged operation's slot now builds (its next stage, or the same one
@@ -1084,6 +1172,19 @@ impl<T, B: IoBuf> Io<T, B> {
             self.reap(true, usize::MAX, place);
         }
     }
+}
+
+/// The socket a multishot accept created (`fd`, the kernel's result), and its peer's address.
+fn accepted_socket<B>(fd: i32) -> Data<B> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` is the descriptor the kernel just created for the accepted connection; nothing
+    // else owns it.
+    let socket = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let peer = socket2::SockRef::from(&socket)
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket());
+    Data::Accepted(socket, peer.map(Box::new))
 }
 
 /// A connecting socket's outcome once it is writable: 0, or the negated `SO_ERROR`.

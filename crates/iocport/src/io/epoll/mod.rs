@@ -114,9 +114,9 @@ impl Pollable {
         if sqe.unordered() {
             // Not behind the others: `MSG_DONTWAIT` ends now (`EAGAIN` if it would block), an
             // error-queue read waits with the polls.
-            match sqe.run(true) {
-                Outcome::Done(r) => shared.push(sqe.user_data, r),
-                Outcome::Again => q.pollers.push(sqe),
+            match attempt(&mut sqe, shared) {
+                Some(r) => shared.finish(&sqe, r),
+                None => q.pollers.push(sqe),
             }
             return;
         }
@@ -129,17 +129,17 @@ impl Pollable {
                     (&mut q.writers, &mut q.write_blocked)
                 };
                 if list.is_empty() && !*blocked {
-                    if let Outcome::Done(r) = sqe.run(true) {
-                        shared.push(sqe.user_data, r);
+                    if let Some(r) = attempt(&mut sqe, shared) {
+                        shared.finish(&sqe, r);
                         return;
                     }
                     *blocked = true;
                 }
                 list.push(sqe);
             }
-            None => match sqe.run(true) {
-                Outcome::Done(r) => shared.push(sqe.user_data, r),
-                Outcome::Again => q.pollers.push(sqe),
+            None => match attempt(&mut sqe, shared) {
+                Some(r) => shared.finish(&sqe, r),
+                None => q.pollers.push(sqe),
             },
         }
     }
@@ -148,11 +148,8 @@ impl Pollable {
     /// block again.
     fn ready(&self, events: u32, shared: &Shared) {
         let hangup = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
-        let attempt = |sqe: &mut Sqe| match sqe.run(true) {
-            Outcome::Done(r) => Some(r),
-            Outcome::Again => None,
-        };
-        let done = |sqe: Sqe, r| shared.push(sqe.user_data, r);
+        let attempt = |sqe: &mut Sqe| attempt(sqe, shared);
+        let done = |sqe: Sqe, r| shared.finish(&sqe, r);
         let mut q = lock(&self.queues);
         if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | hangup) != 0 {
             q.readers.run_front(attempt, done);
@@ -201,6 +198,20 @@ impl Pollable {
     }
 }
 
+/// One attempt at a waiting operation on a pollable fd, without blocking: `Some(result)` once it
+/// is done, `None` if it would block. A multishot receive runs on: each message's completion is
+/// queued as it comes, until the operation ends or the socket would block (epoll's events are
+/// edge-triggered: it must be drained).
+fn attempt(sqe: &mut Sqe, shared: &Shared) -> Option<i32> {
+    loop {
+        match sqe.run(true) {
+            Outcome::Done(r) => return Some(r),
+            Outcome::Again => return None,
+            Outcome::More(r, flags) => shared.push_flags(sqe.user_data, r, flags),
+        }
+    }
+}
+
 /// What the pool's threads share with the driver: the completion queue and the wake-up.
 pub(super) struct Shared {
     cq: Mutex<VecDeque<Completion>>,
@@ -215,11 +226,21 @@ pub(super) struct Shared {
 impl Shared {
     /// Queues an operation's completion.
     fn push(&self, user_data: u64, result: i32) {
+        self.push_flags(user_data, result, 0);
+    }
+
+    /// Queues the last completion of `sqe`, with its flags.
+    fn finish(&self, sqe: &Sqe, result: i32) {
+        self.push_flags(sqe.user_data, result, sqe.flags);
+    }
+
+    /// Queues a completion with flags (io_uring's `IORING_CQE_F_*`).
+    fn push_flags(&self, user_data: u64, result: i32, flags: u32) {
         let mut cq = lock(&self.cq);
         cq.push_back(Completion {
             user_data,
             result,
-            flags: 0,
+            flags,
         });
         // Under the lock: a reaper never sees the entry before the count.
         self.cq_len.fetch_add(1, Ordering::SeqCst);
@@ -428,6 +449,7 @@ impl Driver {
             cancel_fd: true,
             cancel_any: true,
             multishot_poll: true,
+            recv_multishot: true,
             coop_taskrun: false,
         }
     }
@@ -512,7 +534,7 @@ impl Driver {
             // whose send is stuck).
             (_, Op::Shutdown(_)) => {
                 let r = match sqe.run(true) {
-                    Outcome::Done(r) => r,
+                    Outcome::Done(r) | Outcome::More(r, _) => r,
                     Outcome::Again => -libc::EAGAIN,
                 };
                 shared.push(sqe.user_data, r);
@@ -523,13 +545,13 @@ impl Driver {
             // A file that epoll does not poll is always ready.
             (_, Op::Poll(_)) => {
                 let r = match sqe.run(true) {
-                    Outcome::Done(r) => r,
+                    Outcome::Done(r) | Outcome::More(r, _) => r,
                     Outcome::Again => 0,
                 };
                 shared.push(sqe.user_data, r);
             }
             _ if sqe.nowait_first() => match sqe.run(true) {
-                Outcome::Done(r) => shared.push(sqe.user_data, r),
+                Outcome::Done(r) | Outcome::More(r, _) => shared.push(sqe.user_data, r),
                 Outcome::Again => self.pool.push(sqe),
             },
             _ => self.pool.push(sqe),

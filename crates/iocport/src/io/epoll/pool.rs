@@ -134,10 +134,16 @@ impl Inner {
     fn finish(&self, mut job: Sqe) {
         let result = match job.run(false) {
             Outcome::Done(r) => r,
+            // Only a pollable fd's multishot receive says this, and it never comes here; if it
+            // did, its first message would end it (its buffer kept).
+            Outcome::More(r, flags) => {
+                job.flags = flags & !crate::io::CQE_F_MORE;
+                r
+            }
             // Only an fd the program made non-blocking itself says this to a blocking call.
             Outcome::Again => -libc::EAGAIN,
         };
-        self.shared.push(job.user_data, result);
+        self.shared.finish(&job, result);
         self.shared.notify();
     }
 }

@@ -66,6 +66,9 @@ pub(super) struct Sqe {
     /// Bytes moved so far by a `recv` or `send` with `MSG_WAITALL` on a stream, which is done only
     /// once its buffer is (as io_uring's).
     progress: usize,
+    /// The flags of its last completion (io_uring's `IORING_CQE_F_*`): a multishot receive's last
+    /// buffer.
+    pub(super) flags: u32,
 }
 
 // SAFETY: the raw pointers point into the operation's slot (boxed, kept in place) and the buffers it
@@ -79,6 +82,9 @@ pub(super) enum Outcome {
     Done(i32),
     /// It would block: wait for readiness (or, for a file, go to the thread pool).
     Again,
+    /// A multishot receive's message: its result and completion flags (`IORING_CQE_F_MORE`, the
+    /// buffer's id); the operation stays, to be tried again at once.
+    More(i32, u32),
 }
 
 impl Sqe {
@@ -131,6 +137,7 @@ impl Sqe {
             mem,
             len,
             progress: 0,
+            flags: 0,
         }
     }
 
@@ -167,7 +174,8 @@ impl Sqe {
             | Op::Recv { .. }
             | Op::RecvProvided { .. }
             | Op::RecvFrom
-            | Op::Accept => Some(true),
+            | Op::Accept
+            | Op::AcceptMulti => Some(true),
             Op::Poll(_) => None,
             _ => Some(false),
         }
@@ -229,7 +237,50 @@ impl Sqe {
                         }
                     }
                 }
-                (Op::RecvProvided { flags }, Mem::Pool(pool, picked)) => {
+                (
+                    Op::RecvProvided {
+                        flags,
+                        multishot: true,
+                    },
+                    Mem::Pool(pool, _),
+                ) => {
+                    // The buffer's id goes in the completion's flags, as io_uring's does: the slot
+                    // is not written while the operation goes on (its packets are reaped
+                    // meanwhile).
+                    let mut picked = 0;
+                    // SAFETY: the list is kept alive by the slot's `Lent`.
+                    let mut outcome =
+                        unsafe { recv_provided(fd, flags | socket_flags, &*pool, &mut picked) };
+                    if matches!(outcome, Outcome::Done(r) if r == -libc::ENOBUFS)
+                        && self.progress > 0
+                        && nonblocking
+                        && !readable(fd)
+                    {
+                        // As io_uring's: out of buffers at its start, it ends at once; after a
+                        // message, only once data (or the end of the stream) is there to take.
+                        outcome = Outcome::Again;
+                    }
+                    let buffer = match picked.checked_sub(1) {
+                        Some(bid) => crate::io::CQE_F_BUFFER | (bid << 16),
+                        None => 0,
+                    };
+                    return match outcome {
+                        // On a pool thread (never: a receive needs a socket, and sockets are
+                        // polled), the first message would end it.
+                        Outcome::Done(r) if r > 0 && nonblocking => {
+                            // `progress` counts the messages (a receive uses it for MSG_WAITALL
+                            // only, which a multishot one refuses).
+                            self.progress += 1;
+                            Outcome::More(r, buffer | crate::io::CQE_F_MORE)
+                        }
+                        Outcome::Done(r) => {
+                            self.flags = buffer;
+                            Outcome::Done(r)
+                        }
+                        o => o,
+                    };
+                }
+                (Op::RecvProvided { flags, .. }, Mem::Pool(pool, picked)) => {
                     // SAFETY: the list is kept alive by the slot's `Lent` and `picked` points into
                     // the slot, kept in place until the completion is reaped.
                     let outcome =
@@ -240,6 +291,32 @@ impl Sqe {
                         Outcome::Again if self.dont_wait() => Outcome::Done(-libc::EAGAIN),
                         o => o,
                     };
+                }
+                (Op::AcceptMulti, _) => {
+                    // No address: the op table reads each peer's (`getpeername`).
+                    // SAFETY: null address and length are allowed; the new socket is blocking, as
+                    // io_uring's accept gives it.
+                    let rc = unsafe {
+                        libc::accept4(
+                            fd,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                            libc::SOCK_CLOEXEC,
+                        )
+                    };
+                    match rc {
+                        // On a pool thread (never: a listener is polled), the first connection
+                        // would end it.
+                        fd if fd >= 0 && nonblocking => {
+                            return Outcome::More(fd, crate::io::CQE_F_MORE)
+                        }
+                        fd if fd >= 0 => return Outcome::Done(fd),
+                        _ => match errno() {
+                            libc::EINTR => continue,
+                            libc::EAGAIN => return Outcome::Again,
+                            e => return Outcome::Done(-e),
+                        },
+                    }
                 }
                 (Op::TransmitFile, Mem::File(t)) => {
                     // SAFETY: `t` points into the slot's kernel area, kept in place and touched by
@@ -293,7 +370,7 @@ impl Sqe {
     fn dont_wait(&self) -> bool {
         matches!(
             self.op,
-            Op::Recv { flags } | Op::RecvProvided { flags } | Op::Send { flags }
+            Op::Recv { flags } | Op::RecvProvided { flags, .. } | Op::Send { flags }
                 if flags & libc::MSG_DONTWAIT != 0
         )
     }
@@ -432,6 +509,28 @@ unsafe fn recv_provided(fd: RawFd, flags: i32, pool: &Available, picked: &mut u3
                     Outcome::Done(-e)
                 };
             }
+        }
+    }
+}
+
+/// Whether a receive on `fd` would find something now: data, the end of the stream or an error
+/// (a one-byte `MSG_PEEK` that does not say `EAGAIN`).
+fn readable(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: one byte of a local, for the length of the call.
+        let rc = unsafe {
+            libc::recv(
+                fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match rc {
+            r if r >= 0 => return true,
+            _ if errno() == libc::EINTR => continue,
+            _ => return errno() != libc::EAGAIN,
         }
     }
 }

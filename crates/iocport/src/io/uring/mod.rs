@@ -70,6 +70,9 @@ const CANCEL: u64 = u64::MAX - 1;
 /// `user_data` of the probes made at set-up. Operations' `user_data` never reaches these three: its
 /// low half is a slot index, below 2^30.
 const PROBE: u64 = u64::MAX - 2;
+/// The buffer group the multishot receive probe names: never registered (the port's is
+/// [`super::PROVIDED_GROUP`]).
+const PROBE_GROUP: u16 = 0xfffe;
 
 /// How long the kernel's submission thread polls after its last work before it sleeps.
 const SQ_IDLE_MS: u32 = 50;
@@ -208,6 +211,7 @@ impl Driver {
                 cancel_fd: false,
                 cancel_any: false,
                 multishot_poll: false,
+                recv_multishot: false,
                 coop_taskrun,
             },
             mode: config.mode,
@@ -222,6 +226,8 @@ impl Driver {
         let any_ok = driver.probe_once(cancel_entry(types::CancelBuilder::any()))?;
         driver.features.cancel_fd = fd_ok != -libc::EINVAL && !pretend("cancel_fd");
         driver.features.cancel_any = any_ok != -libc::EINVAL && !pretend("cancel_any");
+        driver.features.recv_multishot =
+            driver.probe_recv_multishot()? && !pretend("recv_multishot");
         // A multishot poll on a readable eventfd completes at once with IORING_CQE_F_MORE if the
         // kernel knows the flag, and with EINVAL if not. It then stays armed as the wake-up poll.
         driver.wake();
@@ -275,6 +281,11 @@ impl Driver {
                 f.multishot_poll,
                 "one wake-up poll (else re-armed per wake-up)",
             ),
+            Feature::new(
+                "IORING_RECV_MULTISHOT",
+                f.recv_multishot,
+                "recv_multishot and accept_multishot (else refused as unsupported)",
+            ),
         ]);
         if config.mode == SubmitMode::Caller {
             report.push(Feature::new(
@@ -302,6 +313,37 @@ impl Driver {
         let queued = unsafe { self.push_entry(&entry) };
         debug_assert!(queued, "a new ring has room");
         Ok(self.setup_completion(PROBE, "probing io_uring")?.result())
+    }
+
+    /// Set-up only: whether the kernel takes a multishot receive (Linux 6.0). One is tried on a
+    /// socket pair with a byte waiting, from a buffer group nobody registered: a kernel that knows
+    /// `IORING_RECV_MULTISHOT` looks for a buffer and ends it with `ENOBUFS`; one that does not
+    /// refuses the request with `EINVAL`.
+    fn probe_recv_multishot(&self) -> Result<bool, Error> {
+        let mut fds = [-1; 2];
+        // SAFETY: `fds` has room for the two fds `socketpair` writes.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            // Nothing to try it on: without the probe, not used.
+            return Ok(false);
+        }
+        // SAFETY: both fds were just created and are owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: one byte from a valid one-byte buffer.
+        if unsafe { libc::send(a.as_raw_fd(), [0u8].as_ptr().cast(), 1, 0) } != 1 {
+            return Ok(false);
+        }
+        let entry = opcode::RecvMulti::new(types::Fd(b.as_raw_fd()), PROBE_GROUP).build();
+        // The request points to no memory: no buffer group is registered under `PROBE_GROUP`.
+        let res = self.probe_once(entry)?;
+        Ok(res == -libc::ENOBUFS)
     }
 
     /// Set-up only: submits what is queued and waits for the completion tagged `user_data`,
@@ -405,6 +447,18 @@ impl Driver {
     /// Whether the kernel supports `op`.
     #[inline]
     pub(crate) fn supports(&self, op: Op) -> bool {
+        // Multishot accept came in Linux 5.19, multishot receive in 6.0: a kernel with the one
+        // probed has both.
+        if matches!(
+            op,
+            Op::RecvProvided {
+                multishot: true,
+                ..
+            } | Op::AcceptMulti
+        ) && !self.features.recv_multishot
+        {
+            return false;
+        }
         self.probe.is_supported(sqe::opcode_of(op))
     }
 

@@ -22,7 +22,7 @@ pub(crate) fn opcode_of(op: Op) -> u8 {
         Op::Send { .. } => opcode::Send::CODE,
         Op::RecvFrom => opcode::RecvMsg::CODE,
         Op::SendTo => opcode::SendMsg::CODE,
-        Op::Accept => opcode::Accept::CODE,
+        Op::Accept | Op::AcceptMulti => opcode::Accept::CODE,
         Op::Connect => opcode::Connect::CODE,
         Op::Shutdown(_) => opcode::Shutdown::CODE,
         Op::Fsync { .. } => opcode::Fsync::CODE,
@@ -63,7 +63,18 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::E
         Op::Recv { flags } => opcode::Recv::new(fd, ptr, len).flags(flags).build(),
         // No buffer now: the kernel takes one from the port's ring when data is there (length 0:
         // the whole buffer).
-        Op::RecvProvided { flags } => opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+        // One request that stays armed: a completion per message, each in a buffer of the ring
+        // (Linux 6.0; `Driver::supports` checks the probe).
+        Op::RecvProvided {
+            flags,
+            multishot: true,
+        } => opcode::RecvMulti::new(fd, crate::io::PROVIDED_GROUP)
+            .flags(flags)
+            .build(),
+        Op::RecvProvided {
+            flags,
+            multishot: false,
+        } => opcode::Recv::new(fd, std::ptr::null_mut(), 0)
             .flags(flags)
             .buf_group(crate::io::PROVIDED_GROUP)
             .build()
@@ -93,6 +104,10 @@ pub(crate) fn build<B>(op: Op, fd: RawFd, lending: &mut Lending<B>) -> squeue::E
         )
         .flags(libc::SOCK_CLOEXEC)
         .build(),
+        // Linux 5.19; `Driver::supports` checks the probe.
+        Op::AcceptMulti => opcode::AcceptMulti::new(fd)
+            .flags(libc::SOCK_CLOEXEC)
+            .build(),
         Op::Connect => opcode::Connect::new(
             fd,
             (&area.addr as *const SockAddrStorage).cast::<libc::sockaddr>(),
