@@ -12,13 +12,15 @@
 //! Servers echo whatever they read, up to [`SERVER_BUF`] bytes at a time.
 //!
 //! - `iocport`: one port, CPUs worker threads calling `get`; accept operations on the listener,
-//!   then recv and send operations per connection.
+//!   then per connection one multishot receive (`Handle::recv_multishot_with`, a packet per
+//!   message in a provided buffer) and a send per echo, in the order of the messages
+//!   (`iocport echo`'s default, `--recv multishot`).
 //! - `iocport-interrupted`, `iocport-sqpoll`: the same server in the other submission modes.
 //! - `iocport-provided`: the same server with `--recv provided`: receives take a buffer from the
 //!   port's provided buffers when data arrives (`Handle::recv_provided`), so a waiting connection
 //!   holds none.
-//! - `iocport-multishot`: the same server with `--recv multishot`: each connection keeps one
-//!   receive armed (`Handle::recv_multishot`), a packet per message in a provided buffer.
+//! - `iocport-own`: the same server with `--recv own`: a receive per message, into the
+//!   connection's own 4 KiB buffer (the default before multishot receives).
 //! - `iocport-epoll`: the same server on the epoll backend, forced (`iocport echo --backend
 //!   epoll`).
 //! - `iocport-c`: the C library's IOCP server, `examples/c/echo_server.c` (AcceptEx posted ahead,
@@ -95,9 +97,9 @@ const IOCPORT_C: &str = "iocport-c";
 /// `iocport` whose connections receive into buffers the port provides when data arrives
 /// (`iocport echo --recv provided`, `Handle::recv_provided`): a waiting connection holds none.
 const IOCPORT_PROVIDED: &str = "iocport-provided";
-/// `iocport` whose connections each keep one multishot receive armed, into provided buffers
-/// (`iocport echo --recv multishot`, `Handle::recv_multishot`).
-const IOCPORT_MULTISHOT: &str = "iocport-multishot";
+/// `iocport` whose connections each receive into a 4 KiB buffer of their own, one receive per
+/// message (`iocport echo --recv own`; the default before multishot receives).
+const IOCPORT_OWN: &str = "iocport-own";
 
 /// The size of one request (and of its echo).
 const MSG: usize = 128;
@@ -221,10 +223,11 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
          back once the echo is sent; 256 buffers to start, 64 more whenever a receive finds none"
     ));
     report.notes.push(format!(
-        "{IOCPORT_MULTISHOT}: iocport's server with one multishot receive per connection \
-         (`iocport echo --recv multishot`, Handle::recv_multishot; io_uring: \
-         IORING_RECV_MULTISHOT): each message comes in its own packet in a provided buffer, \
-         given back once its echo is sent; no receive is started per message"
+        "iocport: one multishot receive per connection (`iocport echo`'s default, \
+         Handle::recv_multishot_with; io_uring: IORING_RECV_MULTISHOT): each message comes in \
+         its own packet in a provided buffer, given back once its echo is sent; each \
+         connection's echoes go out in the order of its messages; {IOCPORT_OWN}: a receive per \
+         message into the connection's own {SERVER_BUF}-byte buffer (`--recv own`)"
     ));
     match &c_server {
         Ok(_) => report.notes.push(format!(
@@ -320,8 +323,8 @@ fn echo_case(
     contenders.push(Contender::new(IOCPORT_PROVIDED, move || {
         round(IocportServer::provided()?, conns, runtime)
     }));
-    contenders.push(Contender::new(IOCPORT_MULTISHOT, move || {
-        round(IocportServer::multishot()?, conns, runtime)
+    contenders.push(Contender::new(IOCPORT_OWN, move || {
+        round(IocportServer::own()?, conns, runtime)
     }));
     if let Some(exe) = c_server {
         contenders.push(Contender::new(IOCPORT_C, move || {
@@ -357,7 +360,7 @@ fn idle_case(
             idle_round(ChildServer::c(exe, cpus())?, conns, runtime)
         }));
     }
-    for system in [IOCPORT_PROVIDED, IOCPORT_MULTISHOT, TOKIO, THREADS] {
+    for system in [IOCPORT_PROVIDED, IOCPORT_OWN, TOKIO, THREADS] {
         contenders.push(Contender::new(system, move || {
             idle_round(ChildServer::bench(system)?, conns, runtime)
         }));
@@ -378,7 +381,7 @@ pub(super) fn serve_child(system: &str) -> Result<(), String> {
     }
     match system {
         IOCPORT_PROVIDED => serve_until_stdin_closes(IocportServer::provided()?),
-        IOCPORT_MULTISHOT => serve_until_stdin_closes(IocportServer::multishot()?),
+        IOCPORT_OWN => serve_until_stdin_closes(IocportServer::own()?),
         TOKIO => serve_until_stdin_closes(TokioServer::start()?),
         THREADS => serve_until_stdin_closes(ThreadServer::start()?),
         _ => Err(format!(
@@ -970,8 +973,9 @@ impl Server for ThreadServer {
 struct IocportServer(crate::echo::Server);
 
 impl IocportServer {
+    /// `flavor` with `iocport echo`'s default receives (multishot where the kernel has them).
     fn start(flavor: Flavor) -> Result<IocportServer, String> {
-        Self::start_with(flavor, crate::echo::RecvMode::Own)
+        Self::start_with(flavor, crate::echo::RecvMode::default())
     }
 
     /// `iocport-provided`: the default flavor, receiving into provided buffers.
@@ -979,9 +983,9 @@ impl IocportServer {
         Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Provided)
     }
 
-    /// `iocport-multishot`: the default flavor, one multishot receive per connection.
-    fn multishot() -> Result<IocportServer, String> {
-        Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Multishot)
+    /// `iocport-own`: the default flavor, a receive per message into the connection's buffer.
+    fn own() -> Result<IocportServer, String> {
+        Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Own)
     }
 
     fn start_with(flavor: Flavor, recv: crate::echo::RecvMode) -> Result<IocportServer, String> {
@@ -1292,10 +1296,12 @@ mod tests {
                     IocportServer::start(flavor).unwrap_or_else(|e| panic!("{system}: {e}"));
                 let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
                 assert!(v[0].1 > 0.0);
-                let server = IocportServer::start_with(flavor, crate::echo::RecvMode::Provided)
-                    .unwrap_or_else(|e| panic!("{system} provided: {e}"));
-                let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
-                assert!(v[0].1 > 0.0, "{system} with provided buffers");
+                for recv in [crate::echo::RecvMode::Provided, crate::echo::RecvMode::Own] {
+                    let server = IocportServer::start_with(flavor, recv)
+                        .unwrap_or_else(|e| panic!("{system} {recv:?}: {e}"));
+                    let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
+                    assert!(v[0].1 > 0.0, "{system} with {recv:?} receives");
+                }
             }
             let v = round(TokioServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
