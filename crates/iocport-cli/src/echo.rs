@@ -45,8 +45,8 @@ pub(crate) struct Args {
     /// The I/O backend: io_uring, or the epoll fallback [default: $IOCPORT_BACKEND, else auto].
     #[arg(long, value_enum, value_name = "BACKEND")]
     backend: Option<crate::BackendArg>,
-    /// How connections receive.
-    #[arg(long, value_enum, default_value = "multishot")]
+    /// Where a connection's receive buffer comes from.
+    #[arg(long, value_enum, default_value = "own")]
     recv: RecvMode,
 }
 
@@ -54,6 +54,7 @@ pub(crate) struct Args {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum RecvMode {
     /// Each connection's receive has its own 4 KiB buffer while it waits.
+    #[default]
     Own,
     /// Receives take a buffer from the port's provided buffers only when data arrives
     /// (`recv_provided`): a waiting connection holds none.
@@ -61,21 +62,10 @@ pub(crate) enum RecvMode {
     /// One receive per connection that stays armed (`recv_multishot_with`), each message in a
     /// provided buffer: no receive is started per message. Messages are numbered, and each
     /// connection's echoes go out in their order, one send at a time, whichever worker got them.
-    /// The default; `own` where the kernel has no multishot receive (before Linux 6.0).
-    #[default]
     Multishot,
 }
 
 impl RecvMode {
-    /// The mode's name on the command line.
-    fn name(self) -> &'static str {
-        match self {
-            RecvMode::Own => "own",
-            RecvMode::Provided => "provided",
-            RecvMode::Multishot => "multishot",
-        }
-    }
-
     /// Whether receives take provided buffers.
     fn provided(self) -> bool {
         self != RecvMode::Own
@@ -123,10 +113,8 @@ pub(crate) fn main(args: Args) -> Result<(), String> {
         .backend()
         .map_or_else(String::new, |b| format!(" on {}", b.backend));
     eprintln!(
-        "iocport echo: listening on {} with {threads} threads{backend}, {} receives (Ctrl-C \
-         stops)",
-        server.addr(),
-        server.recv.name()
+        "iocport echo: listening on {} with {threads} threads{backend} (Ctrl-C stops)",
+        server.addr()
     );
     server.wait()
 }
@@ -306,10 +294,6 @@ impl Server {
         if recv.provided() {
             provide(&port, PROVIDED_START)?;
         }
-        let recv = match recv {
-            RecvMode::Multishot if !multishot(&port) => RecvMode::Own,
-            r => r,
-        };
         let mut server = Server {
             port,
             recv,
@@ -545,18 +529,6 @@ fn receive(recv: RecvMode, h: &Arc<Handle<Op>>, ready: &mut Vec<Packet<Op>>) -> 
         RecvMode::Provided => started(h.recv_provided(0, op), ready),
         RecvMode::Multishot => Err("a multishot connection's receive as `Recv`".into()),
     }
-}
-
-/// Whether the port's backend has multishot receives (the epoll backend always does).
-fn multishot(port: &CompletionPort<Op>) -> bool {
-    let epoll = port
-        .backend()
-        .is_some_and(|b| b.backend == iocport::Backend::Epoll);
-    epoll
-        || port.features().is_some_and(|f| {
-            f.iter()
-                .any(|f| f.name == "IORING_RECV_MULTISHOT" && f.available)
-        })
 }
 
 /// Gives the port `n` more buffers for `recv_provided` (fewer if it holds its 4,096).

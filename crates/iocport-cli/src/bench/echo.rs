@@ -12,15 +12,13 @@
 //! Servers echo whatever they read, up to [`SERVER_BUF`] bytes at a time.
 //!
 //! - `iocport`: one port, CPUs worker threads calling `get`; accept operations on the listener,
-//!   then per connection one multishot receive (`Handle::recv_multishot_with`, a packet per
-//!   message in a provided buffer) and a send per echo, in the order of the messages
-//!   (`iocport echo`'s default, `--recv multishot`).
+//!   then recv and send operations per connection.
 //! - `iocport-interrupted`, `iocport-sqpoll`: the same server in the other submission modes.
 //! - `iocport-provided`: the same server with `--recv provided`: receives take a buffer from the
 //!   port's provided buffers when data arrives (`Handle::recv_provided`), so a waiting connection
 //!   holds none.
-//! - `iocport-own`: the same server with `--recv own`: a receive per message, into the
-//!   connection's own 4 KiB buffer (the default before multishot receives).
+//! - `iocport-multishot`: the same server with `--recv multishot`: each connection keeps one
+//!   receive armed (`Handle::recv_multishot`), a packet per message in a provided buffer.
 //! - `iocport-epoll`: the same server on the epoll backend, forced (`iocport echo --backend
 //!   epoll`).
 //! - `iocport-c`: the C library's IOCP server, `examples/c/echo_server.c` (AcceptEx posted ahead,
@@ -97,9 +95,9 @@ const IOCPORT_C: &str = "iocport-c";
 /// `iocport` whose connections receive into buffers the port provides when data arrives
 /// (`iocport echo --recv provided`, `Handle::recv_provided`): a waiting connection holds none.
 const IOCPORT_PROVIDED: &str = "iocport-provided";
-/// `iocport` whose connections each receive into a 4 KiB buffer of their own, one receive per
-/// message (`iocport echo --recv own`; the default before multishot receives).
-const IOCPORT_OWN: &str = "iocport-own";
+/// `iocport` whose connections each keep one multishot receive armed, into provided buffers
+/// (`iocport echo --recv multishot`, `Handle::recv_multishot`).
+const IOCPORT_MULTISHOT: &str = "iocport-multishot";
 
 /// The size of one request (and of its echo).
 const MSG: usize = 128;
@@ -223,11 +221,10 @@ pub(crate) fn run(cfg: &Config) -> Result<Report, String> {
          back once the echo is sent; 256 buffers to start, 64 more whenever a receive finds none"
     ));
     report.notes.push(format!(
-        "iocport: one multishot receive per connection (`iocport echo`'s default, \
-         Handle::recv_multishot_with; io_uring: IORING_RECV_MULTISHOT): each message comes in \
-         its own packet in a provided buffer, given back once its echo is sent; each \
-         connection's echoes go out in the order of its messages; {IOCPORT_OWN}: a receive per \
-         message into the connection's own {SERVER_BUF}-byte buffer (`--recv own`)"
+        "{IOCPORT_MULTISHOT}: iocport's server with one multishot receive per connection \
+         (`iocport echo --recv multishot`, Handle::recv_multishot; io_uring: \
+         IORING_RECV_MULTISHOT): each message comes in its own packet in a provided buffer, \
+         given back once its echo is sent; no receive is started per message"
     ));
     match &c_server {
         Ok(_) => report.notes.push(format!(
@@ -323,8 +320,8 @@ fn echo_case(
     contenders.push(Contender::new(IOCPORT_PROVIDED, move || {
         round(IocportServer::provided()?, conns, runtime)
     }));
-    contenders.push(Contender::new(IOCPORT_OWN, move || {
-        round(IocportServer::own()?, conns, runtime)
+    contenders.push(Contender::new(IOCPORT_MULTISHOT, move || {
+        round(IocportServer::multishot()?, conns, runtime)
     }));
     if let Some(exe) = c_server {
         contenders.push(Contender::new(IOCPORT_C, move || {
@@ -360,7 +357,7 @@ fn idle_case(
             idle_round(ChildServer::c(exe, cpus())?, conns, runtime)
         }));
     }
-    for system in [IOCPORT_PROVIDED, IOCPORT_OWN, TOKIO, THREADS] {
+    for system in [IOCPORT_PROVIDED, IOCPORT_MULTISHOT, TOKIO, THREADS] {
         contenders.push(Contender::new(system, move || {
             idle_round(ChildServer::bench(system)?, conns, runtime)
         }));
@@ -381,7 +378,7 @@ pub(super) fn serve_child(system: &str) -> Result<(), String> {
     }
     match system {
         IOCPORT_PROVIDED => serve_until_stdin_closes(IocportServer::provided()?),
-        IOCPORT_OWN => serve_until_stdin_closes(IocportServer::own()?),
+        IOCPORT_MULTISHOT => serve_until_stdin_closes(IocportServer::multishot()?),
         TOKIO => serve_until_stdin_closes(TokioServer::start()?),
         THREADS => serve_until_stdin_closes(ThreadServer::start()?),
         _ => Err(format!(
@@ -973,9 +970,8 @@ impl Server for ThreadServer {
 struct IocportServer(crate::echo::Server);
 
 impl IocportServer {
-    /// `flavor` with `iocport echo`'s default receives (multishot where the kernel has them).
     fn start(flavor: Flavor) -> Result<IocportServer, String> {
-        Self::start_with(flavor, crate::echo::RecvMode::default())
+        Self::start_with(flavor, crate::echo::RecvMode::Own)
     }
 
     /// `iocport-provided`: the default flavor, receiving into provided buffers.
@@ -983,9 +979,9 @@ impl IocportServer {
         Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Provided)
     }
 
-    /// `iocport-own`: the default flavor, a receive per message into the connection's buffer.
-    fn own() -> Result<IocportServer, String> {
-        Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Own)
+    /// `iocport-multishot`: the default flavor, one multishot receive per connection.
+    fn multishot() -> Result<IocportServer, String> {
+        Self::start_with(Flavor::DEFAULT, crate::echo::RecvMode::Multishot)
     }
 
     fn start_with(flavor: Flavor, recv: crate::echo::RecvMode) -> Result<IocportServer, String> {
@@ -1296,12 +1292,10 @@ mod tests {
                     IocportServer::start(flavor).unwrap_or_else(|e| panic!("{system}: {e}"));
                 let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
                 assert!(v[0].1 > 0.0);
-                for recv in [crate::echo::RecvMode::Provided, crate::echo::RecvMode::Own] {
-                    let server = IocportServer::start_with(flavor, recv)
-                        .unwrap_or_else(|e| panic!("{system} {recv:?}: {e}"));
-                    let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
-                    assert!(v[0].1 > 0.0, "{system} with {recv:?} receives");
-                }
+                let server = IocportServer::start_with(flavor, crate::echo::RecvMode::Provided)
+                    .unwrap_or_else(|e| panic!("{system} provided: {e}"));
+                let v = round(server, conns, t).unwrap_or_else(|e| panic!("{system}: {e}"));
+                assert!(v[0].1 > 0.0, "{system} with provided buffers");
             }
             let v = round(TokioServer::start().unwrap(), conns, t).unwrap();
             assert!(v[0].1 > 0.0);
