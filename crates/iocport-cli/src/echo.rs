@@ -62,6 +62,7 @@ pub(crate) enum RecvMode {
     /// One receive per connection that stays armed (`recv_multishot_with`), each message in a
     /// provided buffer: no receive is started per message. Messages are numbered, and each
     /// connection's echoes go out in their order, one send at a time, whichever worker got them.
+    /// `own` where the kernel has no multishot receive (before Linux 6.0).
     Multishot,
 }
 
@@ -291,6 +292,11 @@ impl Server {
             .submit_mode(mode)
             .build::<Op, Vec<u8>>()
             .map_err(|e| format!("cannot create the completion port: {e}"))?;
+        // Where the kernel has no multishot receive (before Linux 6.0): one receive per message.
+        let recv = match recv {
+            RecvMode::Multishot if !multishot(&port) => RecvMode::Own,
+            r => r,
+        };
         if recv.provided() {
             provide(&port, PROVIDED_START)?;
         }
@@ -529,6 +535,18 @@ fn receive(recv: RecvMode, h: &Arc<Handle<Op>>, ready: &mut Vec<Packet<Op>>) -> 
         RecvMode::Provided => started(h.recv_provided(0, op), ready),
         RecvMode::Multishot => Err("a multishot connection's receive as `Recv`".into()),
     }
+}
+
+/// Whether the port's backend has multishot receives (the epoll backend always does).
+fn multishot(port: &CompletionPort<Op>) -> bool {
+    let epoll = port
+        .backend()
+        .is_some_and(|b| b.backend == iocport::Backend::Epoll);
+    epoll
+        || port.features().is_some_and(|f| {
+            f.iter()
+                .any(|f| f.name == "IORING_RECV_MULTISHOT" && f.available)
+        })
 }
 
 /// Gives the port `n` more buffers for `recv_provided` (fewer if it holds its 4,096).
