@@ -705,6 +705,11 @@ pub(crate) fn finish(packet: &mut Packet<Ctx, RawBuf>) {
     match ctx.kind {
         Kind::Posted => {}
         Kind::Recv | Kind::RecvZero | Kind::Send | Kind::RecvFrom | Kind::SendTo => {
+            if !ok && stream && ctx.kind == Kind::Send {
+                // A stream send that fails after parts of it went reports what went with the
+                // error, as Wine's AFD layer does (`sent_len` in the IO_STATUS_BLOCK).
+                bytes = ctx.done;
+            }
             if errno == libc::ECANCELED && closing {
                 // Windows: a local closesocket aborts the socket's pending I/O.
                 status = STATUS_CONNECTION_ABORTED;

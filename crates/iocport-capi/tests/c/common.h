@@ -529,6 +529,14 @@ static inline void wait_readable_bytes(SOCKET s, int n)
 }
 
 /* Makes closesocket(s) send a reset instead of a FIN. */
+/* Small send and receive buffers (32 KiB) on a pair, so that a large send cannot go at once. */
+static inline void small_buffers(SOCKET c, SOCKET s)
+{
+    int v = 32 * 1024;
+    CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_SNDBUF, (char *)&v, (int)sizeof v), 0);
+    CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVBUF, (char *)&v, (int)sizeof v), 0);
+}
+
 static inline void set_linger0(SOCKET s)
 {
     struct linger lg;

@@ -2,7 +2,8 @@
  * Winsock on the port: WSAStartup, WSASocketW, WSARecv and WSASend with one and several WSABUFs,
  * HasOverlappedIoCompleted and Internal/InternalHigh, WSAGetOverlappedResult, a peer's close
  * (0-byte success) and reset (ERROR_NETNAME_DELETED / WSAECONNRESET), the zero-byte WSARecv,
- * WSARecvFrom/WSASendTo on UDP, and a 1 MiB exchange driven by the port alone.
+ * WSARecvFrom/WSASendTo on UDP, a 1 MiB exchange driven by the port alone, and a stream send
+ * that fails part way (the bytes it sent reported with the error).
  */
 #include "common.h"
 
@@ -372,6 +373,51 @@ static void big_exchange(HANDLE port)
     free(in);
 }
 
+static void send_fails_part_way(HANDLE port)
+{
+    enum { TOTAL = 8 << 20 };
+    SOCKET c, s;
+    char *out = (char *)malloc(TOTAL);
+    OVERLAPPED sov;
+    WSABUF sb;
+    DWORD n = 0, bytes = 0xfeed, flags = 0, got = 0xfeed;
+    ULONG_PTR key = 0;
+    LPOVERLAPPED ov = NULL;
+    BOOL ok;
+
+    test_step("a stream WSASend that fails part way reports the bytes it sent (Wine: sent_len)");
+    CHECK(out != NULL);
+    fill_pattern(out, TOTAL, 9);
+    tcp_pair(&c, &s);
+    small_buffers(c, s);
+    associate(HSOCK(c), port, KEY_C);
+    sb.buf = out;
+    sb.len = TOTAL;
+    ov_init(&sov);
+    /* Far more than both buffers hold while nobody reads: it cannot complete at once. */
+    CHECK_EQ(WSASend(c, &sb, 1, &n, 0, &sov, NULL), SOCKET_ERROR);
+    CHECK_WSAERR(WSA_IO_PENDING);
+    wait_readable_bytes(s, 1);
+    EXPECT_NO_PACKET(port, 50);
+    /* A reset while the send waits for room: it fails, after part of it went. */
+    set_linger0(s);
+    CHECK_EQ(closesocket(s), 0);
+    ok = GetQueuedCompletionStatus(port, &bytes, &key, &ov, PACKET_WAIT_MS);
+    CHECK(!ok);
+    CHECK_ERR(ERROR_NETNAME_DELETED);
+    CHECK(ov == &sov);
+    CHECK_EQ(key, KEY_C);
+    CHECK_EQ((NTSTATUS)sov.Internal, STATUS_CONNECTION_RESET);
+    CHECK(bytes > 0 && bytes < TOTAL);
+    CHECK_EQ(sov.InternalHigh, bytes);
+    SetLastError(0);
+    CHECK(!WSAGetOverlappedResult(c, &sov, &got, FALSE, &flags));
+    CHECK_WSAERR(WSAECONNRESET);
+    CHECK_EQ(got, bytes);
+    CHECK_EQ(closesocket(c), 0);
+    free(out);
+}
+
 static void udp(HANDLE port)
 {
     SOCKET a = new_socket(SOCK_DGRAM);
@@ -508,6 +554,7 @@ int main(void)
     peer_close(port);
     peer_reset(port);
     big_exchange(port);
+    send_fails_part_way(port);
     udp(port);
     unassociated();
     EXPECT_NO_PACKET(port, 0);

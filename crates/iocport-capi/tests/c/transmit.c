@@ -147,13 +147,6 @@ static ULONG_PTR pair(HANDLE port, SOCKET *c, SOCKET *s)
 }
 
 /* Makes the connection absorb little: a peer that does not read stops the sender soon. */
-static void small_buffers(SOCKET c, SOCKET s)
-{
-    int v = 32 * 1024;
-    CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_SNDBUF, (char *)&v, (int)sizeof v), 0);
-    CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVBUF, (char *)&v, (int)sizeof v), 0);
-}
-
 static void set_offset(OVERLAPPED *ov, uint64_t off)
 {
     ov->Offset = (DWORD)off;
