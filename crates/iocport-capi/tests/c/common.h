@@ -528,8 +528,8 @@ static inline void wait_readable_bytes(SOCKET s, int n)
     }
 }
 
-/* Makes closesocket(s) send a reset instead of a FIN. */
-/* Small send and receive buffers (32 KiB) on a pair, so that a large send cannot go at once. */
+/* Makes the connection absorb little (32 KiB buffers): a peer that does not read stops the
+ * sender soon, and a large send cannot go at once. */
 static inline void small_buffers(SOCKET c, SOCKET s)
 {
     int v = 32 * 1024;
@@ -537,6 +537,7 @@ static inline void small_buffers(SOCKET c, SOCKET s)
     CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVBUF, (char *)&v, (int)sizeof v), 0);
 }
 
+/* Makes closesocket(s) send a reset instead of a FIN. */
 static inline void set_linger0(SOCKET s)
 {
     struct linger lg;

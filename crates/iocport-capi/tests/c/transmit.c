@@ -146,7 +146,6 @@ static ULONG_PTR pair(HANDLE port, SOCKET *c, SOCKET *s)
     return key;
 }
 
-/* Makes the connection absorb little: a peer that does not read stops the sender soon. */
 static void set_offset(OVERLAPPED *ov, uint64_t off)
 {
     ov->Offset = (DWORD)off;
